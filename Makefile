@@ -1,0 +1,41 @@
+# Kefu: `make run` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KEFU := $(VENV)/bin/kefu
+
+.PHONY: run test lint unit bench install services clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Start the local PostgreSQL and RabbitMQ if they are down (no-op elsewhere).
+services:
+	@deploy/local-services.sh
+
+run: install services
+	$(KEFU) setup
+	$(KEFU) run
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared
+
+# Tests make their own database and RabbitMQ vhost, migrate them, and drop them at the end.
+test: install services lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: install services
+	$(PY) -m bench.e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

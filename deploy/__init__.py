@@ -1,0 +1,1 @@
+"""Operations tooling: database bootstrap, migrations, API keys, the dev launcher, DLQ replay."""

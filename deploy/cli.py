@@ -1,0 +1,101 @@
+"""The `kefu` command: set-up, API keys, running locally, dead-letter queues."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+
+from deploy import database, dlq, keys, launcher
+from shared.auth import SCOPES, check_scopes
+from shared.settings import SERVICES, get_settings
+
+
+def _services(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(values) if values else SERVICES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kefu", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("setup", help="create database, roles and schemas, then migrate")
+    commands.add_parser("bootstrap", help="create database, roles and schemas only")
+    migrate = commands.add_parser("migrate", help="apply migrations, each as its service's role")
+    migrate.add_argument("--service", action="append", choices=SERVICES)
+
+    run = commands.add_parser("run", help="run services in the foreground (Ctrl-C stops them)")
+    run.add_argument("--service", action="append", choices=SERVICES)
+
+    key_cmd = commands.add_parser("keys", help="API keys").add_subparsers(
+        dest="action", required=True
+    )
+    create = key_cmd.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scopes", required=True, help=f"comma-separated, from: {', '.join(SCOPES)}"
+    )
+    create.add_argument(
+        "--service",
+        action="append",
+        choices=SERVICES,
+        help="services that accept the key (default: all)",
+    )
+    key_cmd.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = key_cmd.add_parser("revoke", help="revoke by key, key prefix or name")
+    revoke.add_argument("key")
+
+    dlq_cmd = commands.add_parser("dlq", help="dead-letter queues").add_subparsers(
+        dest="action", required=True
+    )
+    show = dlq_cmd.add_parser("show", help="list what is in a service's DLQ")
+    show.add_argument("service", choices=SERVICES)
+    show.add_argument("--limit", type=int, default=20)
+    replay = dlq_cmd.add_parser("replay", help="send a DLQ's messages back to the service")
+    replay.add_argument("service", choices=SERVICES)
+    replay.add_argument("--limit", type=int)
+
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    admin = settings.admin_database_url
+
+    if args.command in ("setup", "bootstrap"):
+        database.bootstrap(admin, settings.db_password)
+        if args.command == "setup":
+            database.migrate(admin, settings.db_password)
+        print(f"database ready: {admin.rsplit('/', 1)[-1]}")
+    elif args.command == "migrate":
+        database.migrate(admin, settings.db_password, _services(args.service))
+    elif args.command == "run":
+        bootstrap_key = settings.bootstrap_api_key
+        api_key = (
+            bootstrap_key.get_secret_value()
+            if bootstrap_key
+            else ("kefu_dev_" + secrets.token_urlsafe(24))
+        )
+        return launcher.run_foreground(settings, _services(args.service), api_key)
+    elif args.command == "keys" and args.action == "create":
+        try:
+            scopes = check_scopes([s.strip() for s in args.scopes.split(",") if s.strip()])
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(keys.create(admin, args.name, scopes, _services(args.service)))
+    elif args.command == "keys" and args.action == "list":
+        for row in keys.list_keys(admin, SERVICES):
+            row.pop("key_hash", None)
+            print(json.dumps(row, default=str, ensure_ascii=False))
+    elif args.command == "keys" and args.action == "revoke":
+        count = keys.revoke(admin, args.key, SERVICES)
+        print(f"revoked in {count} service(s)")
+        return 0 if count else 1
+    elif args.command == "dlq" and args.action == "show":
+        for item in dlq.peek(settings.amqp_url, args.service, args.limit):
+            print(json.dumps(item, ensure_ascii=False))
+    elif args.command == "dlq" and args.action == "replay":
+        print(f"replayed {dlq.replay(settings.amqp_url, args.service, args.limit)} message(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Dead-letter queues: see what failed, and send it back to the service's queue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aio_pika
+from pamqp.commands import Basic
+
+from shared.messaging.topology import dead_letter_queue_name, service_queue_name
+
+
+async def _peek(amqp_url: str, service: str, limit: int) -> list[dict[str, Any]]:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(dead_letter_queue_name(service), passive=True)
+        seen: list[dict[str, Any]] = []
+        for _ in range(limit):
+            message = await queue.get(fail=False, timeout=5)
+            if message is None:
+                break
+            deaths = message.headers.get("x-death") or []
+            seen.append(
+                {
+                    "message_id": message.message_id,
+                    "type": message.type,
+                    "reason": deaths[0].get("reason") if deaths else None,
+                    "count": deaths[0].get("count") if deaths else None,
+                }
+            )
+        # Closing the channel without acking returns every peeked message to the DLQ.
+        await channel.close()
+        return seen
+    finally:
+        await connection.close()
+
+
+async def _replay(amqp_url: str, service: str, limit: int | None) -> int:
+    """Move messages from the DLQ to the service queue; each is removed only after its confirm."""
+    connection = await aio_pika.connect(amqp_url)
+    moved = 0
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        queue = await channel.declare_queue(dead_letter_queue_name(service), passive=True)
+        while limit is None or moved < limit:
+            message = await queue.get(fail=False, timeout=5)
+            if message is None:
+                break
+            copy = aio_pika.Message(
+                body=message.body,
+                content_type=message.content_type,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message.message_id,
+                type=message.type,
+                app_id=message.app_id,
+                headers={"x-kefu-replayed": True},
+            )
+            confirmation = await channel.default_exchange.publish(
+                copy, routing_key=service_queue_name(service), mandatory=True, timeout=10
+            )
+            if not isinstance(confirmation, Basic.Ack):
+                await message.nack(requeue=True)
+                raise RuntimeError(f"replay of {message.message_id} not confirmed")
+            await message.ack()
+            moved += 1
+    finally:
+        await connection.close()
+    return moved
+
+
+def peek(amqp_url: str, service: str, limit: int = 20) -> list[dict[str, Any]]:
+    return asyncio.run(_peek(amqp_url, service, limit))
+
+
+def replay(amqp_url: str, service: str, limit: int | None = None) -> int:
+    return asyncio.run(_replay(amqp_url, service, limit))

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Starts this machine's PostgreSQL and RabbitMQ if they are installed here and not answering.
+set -euo pipefail
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 1; done
+  echo "port $1 did not open" >&2; return 1
+}
+
+if ! port_open 5432 && command -v pg_ctlcluster >/dev/null; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+  wait_port 5432
+fi
+if ! port_open 5672 && command -v rabbitmq-server >/dev/null; then
+  echo "starting RabbitMQ"
+  rabbitmq-server -detached
+  wait_port 5672
+fi

@@ -1,0 +1,1 @@
+"""Kefu's four services. None imports another: they share shared/ and events."""

@@ -1,0 +1,50 @@
+"""feedback's schema: what it heard about issues, the feedback itself, and one verdict per issue."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Float, Index, String, Table, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.db import service_metadata
+from shared.tables import add_common_tables
+
+SCHEMA = "feedback"
+metadata = service_metadata(SCHEMA)
+outbox, inbox, api_keys = add_common_tables(metadata)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("issue_id", Uuid, primary_key=True),
+    Column("channel", String(20)),
+    Column("customer", JSONB),
+    Column("intent", String(40)),
+    Column("received_at", DateTime(timezone=True)),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("feedback_id", Uuid, primary_key=True),
+    Column("issue_id", Uuid),
+    Column("customer", JSONB),
+    Column("rating", JSONB),
+    Column("comment", Text),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_feedback_issue_id", feedback.c.issue_id)
+
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    # Null for feedback about a customer rather than an issue: each such verdict stands alone.
+    Column("issue_id", Uuid, unique=True),
+    Column("customer", JSONB),
+    Column("verdict", String(20), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("source", String(10), nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("evaluated_at", DateTime(timezone=True), nullable=False),
+)

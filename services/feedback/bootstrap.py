@@ -1,0 +1,14 @@
+"""Composition root of feedback."""
+
+from services.feedback.adapters import tables
+from services.feedback.handlers import handlers
+from shared.service import ServiceDefinition
+
+definition = ServiceDefinition(
+    name="feedback",
+    metadata=tables.metadata,
+    outbox=tables.outbox,
+    inbox=tables.inbox,
+    api_keys=tables.api_keys,
+    handlers=handlers,
+)

@@ -1,0 +1,1 @@
+"""improvement: a follow-up for every customer who is not satisfied (improve the service)."""

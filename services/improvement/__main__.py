@@ -1,0 +1,4 @@
+from services.improvement.bootstrap import definition
+from shared.service import run
+
+run(definition)

@@ -1,0 +1,1 @@
+"""intake: accepts issues, feedback and resolutions from channel systems (collect the need)."""

@@ -1,0 +1,14 @@
+"""Composition root of intake."""
+
+from services.intake.adapters import tables
+from services.intake.entrypoints.http import router
+from shared.service import ServiceDefinition
+
+definition = ServiceDefinition(
+    name="intake",
+    metadata=tables.metadata,
+    outbox=tables.outbox,
+    inbox=tables.inbox,
+    api_keys=tables.api_keys,
+    routers=[router],
+)

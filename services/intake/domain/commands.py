@@ -1,0 +1,87 @@
+"""What channel systems ask intake to do. Unknown fields are refused (contract v1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.contracts import Channel, Rating
+
+MAX_TEXT_CHARS = 20_000
+MAX_BATCH_ITEMS = 100
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)
+]
+LanguageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def fingerprint(self) -> str:
+        """Identifies the body, so a retry can be told from a different message with the same id."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class CustomerIn(_Command):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    external_id: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> CustomerIn:
+        if not (self.email or self.phone or self.external_id):
+            raise ValueError("give at least one of email, phone or external_id")
+        return self
+
+
+class SubmitIssue(_Command):
+    channel: Channel
+    external_id: ShortText
+    customer: CustomerIn
+    text: LongText
+    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    occurred_at: AwareDatetime | None = None
+    language: LanguageTag | None = None
+    metadata: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
+
+
+class SubmitIssueBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Items are validated one by one, so that one bad item does not refuse the others.
+    items: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+class SubmitFeedback(_Command):
+    issue_id: uuid.UUID | None = None
+    customer: CustomerIn | None = None
+    rating: Rating | None = None
+    comment: LongText | None = None
+    channel: Channel | None = None
+    external_id: ShortText | None = None
+    submitted_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SubmitFeedback:
+        if self.issue_id is None and self.customer is None:
+            raise ValueError("give issue_id or customer")
+        if self.rating is None and self.comment is None:
+            raise ValueError("give a rating, a comment or both")
+        if self.external_id is not None and self.channel is None:
+            raise ValueError("external_id needs the channel it belongs to")
+        return self
+
+
+class ResolveIssue(_Command):
+    resolved_by: ShortText
+    summary: LongText
+    code: ShortText | None = None
+    resolved_at: AwareDatetime | None = None

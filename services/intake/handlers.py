@@ -1,0 +1,209 @@
+"""intake's use cases. They know nothing of HTTP: they take a command and a unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from services.intake.adapters import repository as repo
+from services.intake.domain.commands import CustomerIn, ResolveIssue, SubmitFeedback, SubmitIssue
+from services.intake.domain.customers import normalize_contacts
+from shared.contracts import (
+    CustomerRef,
+    FeedbackSubmitted,
+    IssueReceived,
+    IssueResolved,
+    Resolution,
+)
+from shared.db import UnitOfWork
+
+
+class Conflict(Exception):
+    """The idempotency key is taken by a different body."""
+
+
+class NotFound(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: uuid.UUID
+    duplicate: bool
+
+
+def _customer_ref(row: Row[Any]) -> CustomerRef:
+    return CustomerRef(
+        customer_id=row.id,
+        name=row.name,
+        email=row.email,
+        phone=row.phone,
+        external_id=row.external_id,
+    )
+
+
+async def _customer(uow: UnitOfWork, customer: CustomerIn, region: str) -> Row[Any]:
+    contacts = normalize_contacts(
+        name=customer.name,
+        email=customer.email,
+        phone=customer.phone,
+        external_id=customer.external_id,
+        default_region=region,
+    )
+    return await repo.find_or_create_customer(uow.session, contacts)
+
+
+def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
+    if existing.fingerprint != fingerprint:
+        raise Conflict(
+            f"{what} with channel {existing.channel!r} and external_id {existing.external_id!r} "
+            "was already accepted with a different body"
+        )
+    return Accepted(id=existing.id, duplicate=True)
+
+
+async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str) -> Accepted:
+    """Store the issue and its ``issue.received`` event in one transaction, once per key."""
+    fingerprint = cmd.fingerprint()
+    existing = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
+    if existing is not None:
+        return _replay(existing, fingerprint, "an issue")
+    customer = await _customer(uow, cmd.customer, default_region)
+    issue_id = uuid.uuid4()
+    received_at = datetime.now(UTC)
+    inserted = await repo.insert_issue(
+        uow.session,
+        id=issue_id,
+        channel=cmd.channel,
+        external_id=cmd.external_id,
+        customer_id=customer.id,
+        subject=cmd.subject,
+        text=cmd.text,
+        language=cmd.language,
+        metadata=cmd.metadata,
+        occurred_at=cmd.occurred_at,
+        received_at=received_at,
+        fingerprint=fingerprint,
+    )
+    if not inserted:
+        winner = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
+        assert winner is not None
+        return _replay(winner, fingerprint, "an issue")
+    await uow.emit(
+        IssueReceived(
+            issue_id=issue_id,
+            channel=cmd.channel,
+            external_id=cmd.external_id,
+            customer=_customer_ref(customer),
+            subject=cmd.subject,
+            text=cmd.text,
+            language=cmd.language,
+            metadata=cmd.metadata,
+            occurred_at=cmd.occurred_at,
+            received_at=received_at,
+        )
+    )
+    return Accepted(id=issue_id, duplicate=False)
+
+
+async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_region: str) -> Accepted:
+    """Store feedback on an issue (or on a customer) and its ``feedback.submitted`` event."""
+    fingerprint = cmd.fingerprint()
+    if cmd.channel and cmd.external_id:
+        existing = await repo.feedback_by_key(uow.session, cmd.channel, cmd.external_id)
+        if existing is not None:
+            return _replay(existing, fingerprint, "feedback")
+    if cmd.issue_id is not None:
+        issue = await repo.get_issue(uow.session, cmd.issue_id)
+        if issue is None:
+            raise NotFound("issue_id", f"no issue {cmd.issue_id}")
+        customer = await repo.get_customer(uow.session, issue.customer_id)
+    else:
+        assert cmd.customer is not None
+        customer = await _customer(uow, cmd.customer, default_region)
+    feedback_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    submitted_at = cmd.submitted_at or now
+    inserted = await repo.insert_feedback(
+        uow.session,
+        id=feedback_id,
+        issue_id=cmd.issue_id,
+        customer_id=customer.id,
+        rating=cmd.rating.model_dump(mode="json") if cmd.rating else None,
+        comment=cmd.comment,
+        channel=cmd.channel,
+        external_id=cmd.external_id,
+        submitted_at=submitted_at,
+        received_at=now,
+        fingerprint=fingerprint,
+    )
+    if not inserted:
+        assert cmd.channel and cmd.external_id
+        winner = await repo.feedback_by_key(uow.session, cmd.channel, cmd.external_id)
+        assert winner is not None
+        return _replay(winner, fingerprint, "feedback")
+    await uow.emit(
+        FeedbackSubmitted(
+            feedback_id=feedback_id,
+            issue_id=cmd.issue_id,
+            customer=_customer_ref(customer),
+            rating=cmd.rating,
+            comment=cmd.comment,
+            submitted_at=submitted_at,
+        )
+    )
+    return Accepted(id=feedback_id, duplicate=False)
+
+
+async def resolve_issue(issue_id: uuid.UUID, cmd: ResolveIssue, uow: UnitOfWork) -> Accepted:
+    """Record how an issue was served; repeating the same resolution is a no-op."""
+    issue = await repo.get_issue(uow.session, issue_id, for_update=True)
+    if issue is None:
+        raise NotFound("issue_id", f"no issue {issue_id}")
+    resolution = Resolution(resolved_by=cmd.resolved_by, summary=cmd.summary, code=cmd.code)
+    if issue.resolution is not None:
+        if issue.resolution != resolution.model_dump(mode="json"):
+            raise Conflict(f"issue {issue_id} was already resolved differently")
+        return Accepted(id=issue_id, duplicate=True)
+    resolved_at = cmd.resolved_at or datetime.now(UTC)
+    await repo.set_resolution(
+        uow.session, issue_id, resolved_at, resolution.model_dump(mode="json")
+    )
+    customer = await repo.get_customer(uow.session, issue.customer_id)
+    await uow.emit(
+        IssueResolved(
+            issue_id=issue_id,
+            customer=_customer_ref(customer),
+            resolved_at=resolved_at,
+            resolution=resolution,
+        )
+    )
+    return Accepted(id=issue_id, duplicate=False)
+
+
+async def get_issue(issue_id: uuid.UUID, uow: UnitOfWork) -> dict[str, Any]:
+    issue = await repo.get_issue(uow.session, issue_id)
+    if issue is None:
+        raise NotFound("issue_id", f"no issue {issue_id}")
+    customer = await repo.get_customer(uow.session, issue.customer_id)
+    return {
+        "issue_id": issue.id,
+        "channel": issue.channel,
+        "external_id": issue.external_id,
+        "customer": _customer_ref(customer).model_dump(mode="json"),
+        "subject": issue.subject,
+        "text": issue.text,
+        "language": issue.language,
+        "metadata": issue._mapping["metadata"],
+        "occurred_at": issue.occurred_at,
+        "received_at": issue.received_at,
+        "status": "resolved" if issue.resolution else "received",
+        "resolved_at": issue.resolved_at,
+        "resolution": issue.resolution,
+    }

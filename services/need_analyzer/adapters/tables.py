@@ -1,0 +1,34 @@
+"""need_analyzer's schema. The raw text is kept so that stored issues can be re-analysed."""
+
+from __future__ import annotations
+
+from sqlalchemy import ARRAY, Column, DateTime, Float, Index, String, Table, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.db import service_metadata
+from shared.tables import add_common_tables
+
+SCHEMA = "need_analyzer"
+metadata = service_metadata(SCHEMA)
+outbox, inbox, api_keys = add_common_tables(metadata)
+
+analyses = Table(
+    "analyses",
+    metadata,
+    Column("issue_id", Uuid, primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("customer", JSONB, nullable=False),
+    Column("subject", String(500)),
+    Column("text", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("language", String(35), nullable=False),
+    Column("need", Text),
+    Column("intent", String(40), nullable=False),
+    Column("sentiment_label", String(10), nullable=False),
+    Column("sentiment_score", Float, nullable=False),
+    Column("urgency", String(10), nullable=False),
+    Column("keywords", ARRAY(String(100)), nullable=False),
+    Column("analyzer_version", String(40), nullable=False),
+    Column("analyzed_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_analyses_received_at", analyses.c.received_at)

@@ -1,0 +1,1 @@
+"""Kefu's common library: the only code that services share."""

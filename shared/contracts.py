@@ -1,0 +1,257 @@
+"""Contract v1: one typed model per event type of DESIGN.md, and the CloudEvents envelope.
+
+Events travel as CloudEvents 1.0 in structured JSON mode. Consumers ignore fields they do not
+know, so that producers can add fields (changes within a type are additive only).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+TYPE_PREFIX = "kefu."
+
+Channel = Literal["email", "phone", "chat", "web", "social", "sms", "other"]
+Verdict = Literal["satisfied", "neutral", "dissatisfied"]
+Intent = Literal[
+    "refund",
+    "delivery",
+    "billing",
+    "account",
+    "product_quality",
+    "technical",
+    "response_speed",
+    "cancellation",
+    "complaint",
+    "praise",
+    "feedback",
+    "inquiry",
+    "other",
+]
+SentimentLabel = Literal["negative", "neutral", "positive"]
+Urgency = Literal["low", "normal", "high", "urgent"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Csat5(_Model):
+    scale: Literal["csat5"]
+    value: Annotated[int, Field(ge=1, le=5)]
+
+
+class Nps10(_Model):
+    scale: Literal["nps10"]
+    value: Annotated[int, Field(ge=0, le=10)]
+
+
+class Ces7(_Model):
+    """Customer effort: 1 = very hard, 7 = very easy ("the company made it easy")."""
+
+    scale: Literal["ces7"]
+    value: Annotated[int, Field(ge=1, le=7)]
+
+
+class Thumbs(_Model):
+    scale: Literal["thumbs"]
+    value: Literal["up", "down"]
+
+
+Rating = Annotated[Csat5 | Nps10 | Ces7 | Thumbs, Field(discriminator="scale")]
+
+
+class CustomerRef(_Model):
+    customer_id: uuid.UUID
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    external_id: str | None = None
+
+
+class EventData(_Model):
+    """The ``data`` of one event type; ``TYPE`` is its CloudEvents type."""
+
+    TYPE: ClassVar[str]
+
+    def event_subject(self) -> str | None:
+        issue_id = getattr(self, "issue_id", None)
+        return str(issue_id) if issue_id else None
+
+
+class IssueReceived(EventData):
+    TYPE: ClassVar[str] = "kefu.issue.received"
+    issue_id: uuid.UUID
+    channel: Channel
+    external_id: str
+    customer: CustomerRef
+    subject: str | None = None
+    text: str
+    language: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+    received_at: datetime
+
+
+class FeedbackSubmitted(EventData):
+    TYPE: ClassVar[str] = "kefu.feedback.submitted"
+    feedback_id: uuid.UUID
+    issue_id: uuid.UUID | None = None
+    customer: CustomerRef | None = None
+    rating: Rating | None = None
+    comment: str | None = None
+    submitted_at: datetime
+
+
+class Resolution(_Model):
+    resolved_by: str
+    summary: str
+    code: str | None = None
+
+
+class IssueResolved(EventData):
+    TYPE: ClassVar[str] = "kefu.issue.resolved"
+    issue_id: uuid.UUID
+    customer: CustomerRef
+    resolved_at: datetime
+    resolution: Resolution
+
+
+class Sentiment(_Model):
+    label: SentimentLabel
+    score: Annotated[float, Field(ge=-1, le=1)]
+
+
+class Analysis(_Model):
+    language: str
+    need: str | None = None
+    intent: Intent
+    sentiment: Sentiment
+    urgency: Urgency
+    keywords: list[str] = Field(default_factory=list)
+
+
+class IssueAnalyzed(EventData):
+    TYPE: ClassVar[str] = "kefu.issue.analyzed"
+    issue_id: uuid.UUID
+    channel: Channel
+    customer: CustomerRef
+    subject: str | None = None
+    text: str
+    analysis: Analysis
+    analyzer_version: str
+    analyzed_at: datetime
+
+
+class PreviousVerdict(_Model):
+    verdict: Verdict
+    score: float
+    source: Literal["explicit", "implicit"]
+    basis: str
+
+
+class SatisfactionEvaluated(EventData):
+    TYPE: ClassVar[str] = "kefu.satisfaction.evaluated"
+    issue_id: uuid.UUID | None = None
+    customer: CustomerRef | None = None
+    score: Annotated[float, Field(ge=0, le=1)]
+    verdict: Verdict
+    source: Literal["explicit", "implicit"]
+    basis: str
+    replaces: PreviousVerdict | None = None
+    evaluated_at: datetime
+
+
+class FollowupRequired(EventData):
+    TYPE: ClassVar[str] = "kefu.improvement.followup_required"
+    followup_id: uuid.UUID
+    issue_id: uuid.UUID | None = None
+    customer: CustomerRef | None = None
+    need: str | None = None
+    intent: Intent | None = None
+    verdict: Verdict
+    reason: str
+    summary: str
+    created_at: datetime
+
+
+class Evidence(_Model):
+    issues: int
+    dissatisfied: int
+    csat: float | None = None
+    trend: float | None = None
+
+
+class ImprovementProposed(EventData):
+    TYPE: ClassVar[str] = "kefu.improvement.proposed"
+    proposal_id: uuid.UUID
+    theme: str
+    evidence: Evidence
+    recommendation: str
+    priority: float
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    model.TYPE: model
+    for model in (
+        IssueReceived,
+        FeedbackSubmitted,
+        IssueResolved,
+        IssueAnalyzed,
+        SatisfactionEvaluated,
+        FollowupRequired,
+        ImprovementProposed,
+    )
+}
+
+
+class CloudEvent(BaseModel):
+    """CloudEvents 1.0 envelope, structured JSON mode."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID
+    source: str
+    type: str
+    subject: str | None = None
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+
+class UndecodableEvent(ValueError):
+    """A message that no retry can fix: it goes straight to the dead-letter queue."""
+
+
+def routing_key(event_type: str) -> str:
+    return event_type.removeprefix(TYPE_PREFIX)
+
+
+def new_event(source: str, data: EventData) -> CloudEvent:
+    return CloudEvent(
+        id=uuid.uuid4(),
+        source=source,
+        type=data.TYPE,
+        subject=data.event_subject(),
+        time=datetime.now(UTC),
+        data=data.model_dump(mode="json"),
+    )
+
+
+def decode_event(body: bytes) -> tuple[CloudEvent, EventData]:
+    try:
+        envelope = CloudEvent.model_validate_json(body)
+    except ValidationError as exc:
+        raise UndecodableEvent(f"not a CloudEvent: {exc.errors()[:3]}") from exc
+    model = EVENT_TYPES.get(envelope.type)
+    if model is None:
+        raise UndecodableEvent(f"unknown event type {envelope.type!r}")
+    try:
+        return envelope, model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise UndecodableEvent(f"invalid {envelope.type} data: {exc.errors()[:3]}") from exc

@@ -1,0 +1,124 @@
+"""Async engine, one session per request or message, and the unit of work handlers use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy import MetaData, Table, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from shared.contracts import CloudEvent, EventData, new_event
+
+
+def service_metadata(schema: str) -> MetaData:
+    """Every table of a service lives in the service's own schema."""
+    return MetaData(
+        schema=schema,
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        },
+    )
+
+
+def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        connect_args={"timeout": timeout, "command_timeout": 30},
+    )
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy URL as a plain DSN for a raw asyncpg connection (LISTEN)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """True when the database is away, not when the statement is wrong: retry, don't fail."""
+    if isinstance(exc, OSError | TimeoutError | PoolTimeout | asyncpg.PostgresConnectionError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_transient_db_error(cause)
+
+
+class Outbox:
+    """Writes events into the service's outbox table inside the caller's transaction."""
+
+    def __init__(self, table: Table, source: str) -> None:
+        self.table = table
+        self.source = source
+        self.notify_channel = f"kefu_outbox_{table.schema}"
+
+    async def add(self, session: AsyncSession, data: EventData) -> CloudEvent:
+        event = new_event(self.source, data)
+        await session.execute(
+            self.table.insert().values(
+                id=event.id,
+                type=event.type,
+                payload=event.model_dump(mode="json"),
+                created_at=event.time,
+            )
+        )
+        # Delivered at commit, and only if the transaction commits; repeats are folded by Postgres.
+        await session.execute(
+            text("SELECT pg_notify(:channel, '')"), {"channel": self.notify_channel}
+        )
+        return event
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction: what a handler changes and the events it emits commit together."""
+
+    session: AsyncSession
+    outbox: Outbox
+
+    async def emit(self, data: EventData) -> CloudEvent:
+        return await self.outbox.add(self.session, data)
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine, outbox: Outbox) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """The one place a session is opened, committed or rolled back, and closed."""
+        async with self.sessionmaker() as session:
+            try:
+                yield UnitOfWork(session=session, outbox=self.outbox)
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

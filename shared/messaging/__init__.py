@@ -1,0 +1,1 @@
+"""RabbitMQ topology, confirmed publishing and the consumer runner (aio-pika)."""

@@ -1,0 +1,61 @@
+"""Persistent, confirmed, mandatory publishing with a timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from pamqp.commands import Basic
+
+from shared.contracts import CLOUDEVENTS_CONTENT_TYPE, routing_key
+from shared.messaging.topology import EVENTS_EXCHANGE
+
+
+class PublishNotConfirmed(RuntimeError):
+    """The broker did not take responsibility for the message (nack, return or no answer)."""
+
+
+def event_message(payload: dict[str, Any], body: bytes) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=body,
+        content_type=CLOUDEVENTS_CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(payload["id"]),
+        type=payload["type"],
+        app_id=payload["source"],
+    )
+
+
+class Publisher:
+    def __init__(self, exchange_name: str = EVENTS_EXCHANGE, *, timeout: float = 10.0) -> None:
+        self.exchange_name = exchange_name
+        self.timeout = timeout
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+
+    async def open(self, connection: AbstractConnection) -> None:
+        # Confirms tell us the broker has the message; on_return_raises makes an unroutable
+        # mandatory publish an error instead of a silent drop.
+        self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await self._channel.get_exchange(self.exchange_name, ensure=True)
+
+    async def close(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+    async def publish(self, payload: dict[str, Any], body: bytes) -> None:
+        """Return only once the broker confirmed the message; raise otherwise."""
+        if self._exchange is None:
+            raise PublishNotConfirmed("publisher is not connected")
+        try:
+            confirmation = await self._exchange.publish(
+                event_message(payload, body),
+                routing_key=routing_key(payload["type"]),
+                mandatory=True,
+                timeout=self.timeout,
+            )
+        except Exception as exc:
+            raise PublishNotConfirmed(f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(confirmation, Basic.Ack):
+            raise PublishNotConfirmed(f"broker answered {confirmation!r}")

@@ -1,0 +1,152 @@
+"""Outbox relay: publishes committed events with confirms, marking a row sent only after its ack.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so replicas share the work. The relay wakes on
+``LISTEN/NOTIFY`` and also polls, because a NOTIFY sent while the listener is away is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+from sqlalchemy import Table, func, select, update
+
+from shared.db import Database, asyncpg_dsn, is_transient_db_error
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+PUBLISHED = Counter("kefu_outbox_published_total", "Outbox events published and confirmed")
+FAILED = Counter("kefu_outbox_publish_failures_total", "Outbox publishes not confirmed")
+PENDING = Gauge("kefu_outbox_pending", "Outbox events seen unpublished in the last batch")
+
+
+class EventPublisher(Protocol):
+    async def publish(self, payload: dict[str, Any], body: bytes) -> None: ...
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        publisher: EventPublisher,
+        *,
+        listen_url: str,
+        poll_seconds: float = 1.0,
+        batch_size: int = 100,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.db = db
+        self.table: Table = db.outbox.table
+        self.publisher = publisher
+        self.listen_url = listen_url
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.retention = retention
+        self._wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="outbox-listener")
+        last_cleanup = datetime.min.replace(tzinfo=UTC)
+        backoff = self.poll_seconds
+        try:
+            while True:
+                try:
+                    while await self.relay_batch() == self.batch_size:
+                        pass
+                    if datetime.now(UTC) - last_cleanup > timedelta(hours=1):
+                        await self.delete_old()
+                        last_cleanup = datetime.now(UTC)
+                    backoff = self.poll_seconds
+                except Exception as exc:
+                    backoff = min(backoff * 2, 30.0)
+                    log.warning("outbox relay paused", error=str(exc), retry_in=backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
+                self._wakeup.clear()
+        finally:
+            listener.cancel()
+
+    async def relay_batch(self) -> int:
+        """Publish one batch of pending rows; return how many were confirmed."""
+        async with self.db.unit_of_work() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(self.table.c.id, self.table.c.payload)
+                    .where(self.table.c.published_at.is_(None))
+                    .order_by(self.table.c.created_at)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                PENDING.set(0)
+                return 0
+            PENDING.set(len(rows))
+            results = await asyncio.gather(
+                *(self.publisher.publish(row.payload, _encode(row.payload)) for row in rows),
+                return_exceptions=True,
+            )
+            sent = [row.id for row, result in zip(rows, results, strict=True) if result is None]
+            failed = [
+                (row.id, result)
+                for row, result in zip(rows, results, strict=True)
+                if isinstance(result, BaseException)
+            ]
+            if sent:
+                await uow.session.execute(
+                    update(self.table)
+                    .where(self.table.c.id.in_(sent))
+                    .values(published_at=func.now())
+                )
+            for row_id, error in failed:
+                await uow.session.execute(
+                    update(self.table)
+                    .where(self.table.c.id == row_id)
+                    .values(attempts=self.table.c.attempts + 1, last_error=str(error)[:2000])
+                )
+        PUBLISHED.inc(len(sent))
+        if failed:
+            FAILED.inc(len(failed))
+            raise RuntimeError(f"{len(failed)} of {len(rows)} events not confirmed: {failed[0][1]}")
+        return len(sent)
+
+    async def delete_old(self) -> None:
+        async with self.db.unit_of_work() as uow:
+            await uow.session.execute(
+                self.table.delete().where(
+                    self.table.c.published_at < datetime.now(UTC) - self.retention
+                )
+            )
+
+    async def _listen(self) -> None:
+        channel = self.db.outbox.notify_channel
+        while True:
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self.listen_url), timeout=10)
+            except Exception as exc:
+                if not is_transient_db_error(exc):
+                    log.error("outbox listener cannot connect", error=str(exc))
+                await asyncio.sleep(5)
+                continue
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
+            try:
+                await conn.add_listener(channel, lambda *_args: self._wakeup.set())
+                self._wakeup.set()  # catch up on anything committed while we were away
+                await closed.wait()
+            except Exception as exc:
+                log.warning("outbox listener lost", error=str(exc))
+            finally:
+                if not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(1)
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,182 @@
+"""Composition root shared by the four services: one process = HTTP app + consumer + relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+import uvicorn
+from aio_pika.abc import AbstractRobustConnection
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy import MetaData, Table
+
+from shared.auth import ApiKeyAuth
+from shared.db import Database, Outbox, create_engine
+from shared.http import BodySizeLimit
+from shared.logging import configure_logging, get_logger
+from shared.messaging.consumer import Consumer, Handler
+from shared.messaging.publisher import Publisher
+from shared.messaging.topology import declare_archive, declare_events_exchange
+from shared.problems import install_problem_handlers
+from shared.relay import OutboxRelay
+from shared.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    metadata: MetaData
+    outbox: Table
+    inbox: Table
+    api_keys: Table
+    routers: Sequence[APIRouter] = ()
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+
+
+class Broker:
+    """Connects in the background (with retries) so HTTP serves even while the broker is down."""
+
+    def __init__(self, definition: ServiceDefinition, settings: Settings, db: Database) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.db = db
+        self.connection: AbstractRobustConnection | None = None
+        self.publisher = Publisher(timeout=settings.publish_timeout_seconds)
+        self.consumer = Consumer(
+            service=definition.name,
+            db=db,
+            inbox=definition.inbox,
+            handlers=definition.handlers,
+            prefetch=settings.prefetch,
+            delivery_limit=settings.delivery_limit,
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and not self.connection.is_closed
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._connect(), name="broker-connect"))
+
+    async def _connect(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                self.connection = await aio_pika.connect_robust(
+                    self.settings.amqp_url,
+                    client_properties={"connection_name": f"kefu-{self.definition.name}"},
+                )
+                break
+            except Exception as exc:
+                log.warning("broker unavailable", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        channel = await self.connection.channel()
+        await declare_events_exchange(channel)
+        await declare_archive(
+            channel,
+            max_age=self.settings.archive_max_age,
+            max_bytes=self.settings.archive_max_bytes,
+        )
+        await channel.close()
+        await self.publisher.open(self.connection)
+        relay = OutboxRelay(
+            self.db,
+            self.publisher,
+            listen_url=self.settings.service_database_url(self.definition.name),
+            poll_seconds=self.settings.outbox_poll_seconds,
+            batch_size=self.settings.outbox_batch_size,
+            retention=timedelta(days=self.settings.outbox_retention_days),
+        )
+        self._tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+        if self.definition.handlers:
+            await self.consumer.start(self.connection)
+        log.info("broker connected", consuming=sorted(self.definition.handlers))
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await self.publisher.close()
+        if self.connection is not None:
+            await self.connection.close()
+
+
+def create_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(definition.name, settings.log_level, settings.log_json)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.service_database_url(definition.name)
+        engine = create_engine(
+            url, pool_size=settings.db_pool_size, timeout=settings.db_timeout_seconds
+        )
+        db = Database(engine, Outbox(definition.outbox, source=f"/kefu/{definition.name}"))
+        bootstrap = settings.bootstrap_api_key
+        app.state.settings = settings
+        app.state.db = db
+        app.state.auth = ApiKeyAuth(
+            engine,
+            definition.api_keys,
+            bootstrap_key=bootstrap.get_secret_value() if bootstrap else None,
+            cache_seconds=settings.api_key_cache_seconds,
+        )
+        app.state.broker = broker = Broker(definition, settings, db)
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await db.dispose()
+
+    app = FastAPI(title=f"Kefu {definition.name}", version="1", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in definition.routers:
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks = {"database": "ok", "broker": "ok" if app.state.broker.connected else "down"}
+        try:
+            await asyncio.wait_for(app.state.db.ping(), timeout=2)
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(checks, status_code=200 if ready else 503)
+
+    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app).expose(
+        app, endpoint="/metrics", include_in_schema=False
+    )
+    return app
+
+
+def run(definition: ServiceDefinition) -> None:
+    """``python -m services.<name>``: serve until SIGINT/SIGTERM, then stop cleanly."""
+    settings = get_settings()
+    uvicorn.run(
+        create_app(definition, settings),
+        host=settings.host,
+        port=settings.service_port(definition.name),
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )

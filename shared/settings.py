@@ -1,0 +1,79 @@
+"""Settings from environment variables prefixed ``KEFU_`` (DESIGN.md, contract v1)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+SERVICES = ("intake", "need_analyzer", "feedback", "improvement")
+DEFAULT_PORTS = {"intake": 8000, "need_analyzer": 8001, "feedback": 8002, "improvement": 8003}
+ADMIN_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/kefu"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEFU_", extra="ignore")
+
+    # Where each service connects, as its own role. Unset: the local role kefu_<service>.
+    database_url: str | None = None
+    # Superuser connection used only by deploy tooling (roles, schemas, keys).
+    admin_database_url: str = ADMIN_DATABASE_URL
+    # Password given to the service roles by `kefu db bootstrap`; unset for trust auth.
+    db_password: SecretStr | None = None
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    bootstrap_api_key: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    db_pool_size: int = 10
+    db_timeout_seconds: float = 5.0
+    prefetch: int = 32
+    delivery_limit: int = 5
+    publish_timeout_seconds: float = 10.0
+    outbox_poll_seconds: float = 1.0
+    outbox_batch_size: int = 100
+    outbox_retention_days: int = 7
+    archive_max_age: str = "30D"
+    archive_max_bytes: int = 5_000_000_000
+    api_key_cache_seconds: float = 10.0
+
+    default_phone_region: str = "CN"
+    max_body_bytes: int = 1_048_576
+
+    @field_validator("bootstrap_api_key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("KEFU_BOOTSTRAP_API_KEY must be at least 16 characters")
+        return value
+
+    def service_database_url(self, service: str) -> str:
+        if self.database_url:
+            return self.database_url
+        return role_database_url(self.admin_database_url, service, self.db_password)
+
+    def service_port(self, service: str) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS[service]
+
+
+def role_name(service: str) -> str:
+    return f"kefu_{service}"
+
+
+def role_database_url(admin_url: str, service: str, password: SecretStr | None) -> str:
+    """The admin URL with the service's own role in place of the superuser."""
+    url = make_url(admin_url).set(
+        username=role_name(service),
+        password=password.get_secret_value() if password else None,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,220 @@
+"""Consumer runner on the real broker and database: inbox, delivery limit, DLQ, DB outage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy import func, select
+
+from services.improvement.adapters.tables import followups, outbox
+from services.improvement.bootstrap import definition as improvement
+from services.improvement.handlers import handlers as improvement_handlers
+from shared.contracts import (
+    CloudEvent,
+    CustomerRef,
+    EventData,
+    IssueReceived,
+    SatisfactionEvaluated,
+    new_event,
+)
+from shared.db import Database, Outbox, UnitOfWork, create_engine
+from shared.messaging.consumer import Consumer
+from shared.messaging.topology import (
+    dead_letter_queue_name,
+    declare_archive,
+    declare_events_exchange,
+)
+from shared.settings import Settings
+from tests.integration.conftest import open_database
+from tests.support import wait_until
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def publish(amqp: AbstractRobustConnection, settings: Settings, event: CloudEvent) -> None:
+    channel = await amqp.channel()
+    exchange = await declare_events_exchange(channel)
+    await declare_archive(
+        channel, max_age=settings.archive_max_age, max_bytes=settings.archive_max_bytes
+    )
+    await exchange.publish(
+        aio_pika.Message(
+            event.model_dump_json().encode(),
+            message_id=str(event.id),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=event.type.removeprefix("kefu."),
+    )
+    await channel.close()
+
+
+async def queue_depth(amqp: AbstractRobustConnection, name: str) -> int:
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    count = queue.declaration_result.message_count or 0
+    await channel.close()
+    return count
+
+
+def li_si_verdict(issue_id: uuid.UUID) -> SatisfactionEvaluated:
+    return SatisfactionEvaluated(
+        issue_id=issue_id,
+        customer=CustomerRef(customer_id=uuid.uuid4(), name="李四", phone="+8613900139000"),
+        score=0.5,
+        verdict="neutral",
+        source="implicit",
+        basis="text '满意度为中'",
+        evaluated_at=datetime.now(UTC),
+    )
+
+
+async def test_redelivered_event_has_no_second_effect(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    db = await open_database(private_stack, improvement)
+    consumer = Consumer(
+        service="improvement",
+        db=db,
+        inbox=improvement.inbox,
+        handlers=improvement_handlers,
+        prefetch=4,
+        delivery_limit=3,
+    )
+    await consumer.start(amqp)
+    issue_id = uuid.uuid4()
+    event = new_event("/kefu/feedback", li_si_verdict(issue_id))
+    for _ in range(3):  # the same event id, three deliveries
+        await publish(amqp, private_stack, event)
+
+    async def effects() -> tuple[int, int]:
+        async with db.unit_of_work() as uow:
+            f = await uow.session.scalar(
+                select(func.count()).select_from(followups).where(followups.c.issue_id == issue_id)
+            )
+            o = await uow.session.scalar(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.payload["subject"].astext == str(issue_id))
+            )
+        return f or 0, o or 0
+
+    await wait_until(effects, what="the follow-up")
+
+    async def drained() -> bool:
+        return await queue_depth(amqp, "kefu.improvement") == 0
+
+    await wait_until(drained, what="queue drained")
+    assert await effects() == (1, 1)
+    # A different event about the same issue is not a redelivery, yet still no second follow-up.
+    await publish(amqp, private_stack, new_event("/kefu/feedback", li_si_verdict(issue_id)))
+    await wait_until(drained, what="queue drained")
+    assert await effects() == (1, 1)
+    await consumer.stop()
+    await db.dispose()
+
+
+async def test_failing_message_goes_to_dlq_after_the_delivery_limit(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    db = await open_database(private_stack, improvement)
+    attempts: list[uuid.UUID] = []
+
+    async def always_fails(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
+        attempts.append(event.id)
+        raise ValueError("poison")
+
+    limit = 2
+    consumer = Consumer(
+        service="dlqcheck",
+        db=db,
+        inbox=improvement.inbox,
+        handlers={IssueReceived.TYPE: always_fails},
+        prefetch=1,
+        delivery_limit=limit,
+    )
+    await consumer.start(amqp)
+    event = new_event(
+        "/kefu/intake",
+        IssueReceived(
+            issue_id=uuid.uuid4(),
+            channel="chat",
+            external_id="poison-1",
+            customer=CustomerRef(customer_id=uuid.uuid4()),
+            text="x",
+            received_at=datetime.now(UTC),
+        ),
+    )
+    await publish(amqp, private_stack, event)
+    dlq = dead_letter_queue_name("dlqcheck")
+
+    async def dead_lettered() -> bool:
+        return await queue_depth(amqp, dlq) == 1
+
+    await wait_until(dead_lettered, what="message in the DLQ")
+    assert attempts == [event.id] * (limit + 1)  # first delivery + `limit` redeliveries
+    assert await queue_depth(amqp, "kefu.dlqcheck") == 0
+
+    # Nothing can fix an undecodable message: it goes to the DLQ at once.
+    channel = await amqp.channel()
+    exchange = await declare_events_exchange(channel)
+    await exchange.publish(
+        aio_pika.Message(b"not an event", message_id="junk"), routing_key="issue.received"
+    )
+
+    async def both_dead() -> bool:
+        return await queue_depth(amqp, dlq) == 2
+
+    await wait_until(both_dead, what="junk in the DLQ")
+    message = await (await channel.declare_queue(dlq, passive=True)).get(timeout=5)
+    assert message is not None and message.message_id == str(event.id)
+    assert message.headers["x-death"][0]["reason"] in ("delivery_limit", "rejected")
+    await message.nack(requeue=True)
+    await channel.close()
+    await consumer.stop()
+    await db.dispose()
+
+
+async def test_database_outage_pauses_instead_of_dead_lettering(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    good = await open_database(private_stack, improvement)
+    down = Database(
+        create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", timeout=1),
+        Outbox(improvement.outbox, source="/kefu/improvement"),
+    )
+    consumer = Consumer(
+        service="outagecheck",
+        db=down,
+        inbox=improvement.inbox,
+        handlers=improvement_handlers,
+        prefetch=1,
+        delivery_limit=1,
+    )
+    await consumer.start(amqp)
+    issue_id = uuid.uuid4()
+    await publish(amqp, private_stack, new_event("/kefu/feedback", li_si_verdict(issue_id)))
+    # An observation window: with a delivery limit of 1, a nack here would dead-letter at once.
+    await asyncio.sleep(3)
+    assert await queue_depth(amqp, dead_letter_queue_name("outagecheck")) == 0
+
+    consumer.db = good  # the database comes back
+
+    async def followed_up() -> bool:
+        async with good.unit_of_work() as uow:
+            return bool(
+                await uow.session.scalar(
+                    select(func.count())
+                    .select_from(followups)
+                    .where(followups.c.issue_id == issue_id)
+                )
+            )
+
+    await wait_until(followed_up, timeout=40, what="processing after the outage")
+    await consumer.stop()
+    await down.dispose()
+    await good.dispose()

@@ -1,0 +1,142 @@
+"""Test helpers: an isolated database + RabbitMQ vhost per stack, and a tap on kefu.events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
+
+from deploy import database
+from shared.db import asyncpg_dsn
+from shared.messaging.topology import declare_archive
+from shared.settings import Settings
+
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
+BOOTSTRAP_KEY = "kefu_test_bootstrap_key_0123456789"
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def isolated_stack(**overrides: Any) -> Iterator[Settings]:
+    """A fresh database (roles, schemas, migrations) and vhost, dropped afterwards."""
+    name = f"kefu_test_{uuid.uuid4().hex[:12]}"
+    admin_url = f"{POSTGRES}/{name}"
+    _rabbitmqctl("add_vhost", name)
+    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    try:
+        database.bootstrap(admin_url, None)
+        database.migrate(admin_url, None)
+        yield Settings(
+            admin_database_url=admin_url,
+            amqp_url=f"{RABBITMQ}/{name}",
+            bootstrap_api_key=BOOTSTRAP_KEY,
+            outbox_poll_seconds=0.5,
+            delivery_limit=3,
+            log_json=False,
+            **overrides,
+        )
+    finally:
+        asyncio.run(_drop_database(name))
+        _rabbitmqctl("delete_vhost", name)
+
+
+async def _drop_database(name: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(f"{POSTGRES}/postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EventTap:
+    """A private queue bound to every event on kefu.events, as a downstream system would bind."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[AbstractIncomingMessage] = field(default_factory=list)
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        async with message.process(), self._arrived:
+            self.messages.append(message)
+            self.events.append(json.loads(message.body))
+            self._arrived.notify_all()
+
+    def matching(
+        self,
+        event_type: str,
+        where: Callable[[dict[str, Any]], bool] = lambda _: True,
+    ) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == event_type and where(e["data"])]
+
+    async def wait_for(
+        self,
+        event_type: str,
+        where: Callable[[dict[str, Any]], bool] = lambda _: True,
+        timeout: float = 20.0,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        async with self._arrived:
+            while not (found := self.matching(event_type, where)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [e["type"] for e in self.events]
+                    raise AssertionError(f"no {event_type} within {timeout}s; saw {seen}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+        return found[0]
+
+
+@contextlib.asynccontextmanager
+async def event_tap(settings: Settings, binding: str = "#") -> AsyncIterator[EventTap]:
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        await declare_archive(
+            channel, max_age=settings.archive_max_age, max_bytes=settings.archive_max_bytes
+        )
+        exchange = await channel.get_exchange("kefu.events")
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=binding)
+        tap = EventTap()
+        await queue.consume(tap._on_message)
+        yield tap
+    finally:
+        await connection.close()
+
+
+async def wait_until(
+    check: Callable[[], Any], timeout: float = 20.0, what: str = "condition"
+) -> Any:
+    """Poll an async or sync check until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.1)
