@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy import MetaData, Table, text
+from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -73,18 +73,20 @@ class Outbox:
 
     async def add(self, session: AsyncSession, data: EventData) -> CloudEvent:
         event = new_event(self.source, data)
-        await session.execute(
-            self.table.insert().values(
+        inserted = (
+            self.table.insert()
+            .values(
                 id=event.id,
                 type=event.type,
                 payload=event.model_dump(mode="json"),
                 created_at=event.time,
             )
+            .returning(self.table.c.id)
+            .cte("inserted")
         )
-        # Delivered at commit, and only if the transaction commits; repeats are folded by Postgres.
-        await session.execute(
-            text("SELECT pg_notify(:channel, '')"), {"channel": self.notify_channel}
-        )
+        # One round trip: the row, and a NOTIFY that Postgres delivers only if the transaction
+        # commits (repeats within a transaction are folded into one).
+        await session.execute(select(func.pg_notify(self.notify_channel, "")).select_from(inserted))
         return event
 
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     default_phone_region: str = "CN"
     max_body_bytes: int = 1_048_576
 
+    @field_validator("bootstrap_api_key", "db_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("bootstrap_api_key")
     @classmethod
     def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:

@@ -74,6 +74,7 @@ class EventTap:
     """A private queue bound to every event on kefu.events, as a downstream system would bind."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    seen_at: list[float] = field(default_factory=list)
     messages: list[AbstractIncomingMessage] = field(default_factory=list)
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -81,6 +82,7 @@ class EventTap:
         async with message.process(), self._arrived:
             self.messages.append(message)
             self.events.append(json.loads(message.body))
+            self.seen_at.append(time.perf_counter())
             self._arrived.notify_all()
 
     def matching(

@@ -71,9 +71,7 @@ def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
 async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str) -> Accepted:
     """Store the issue and its ``issue.received`` event in one transaction, once per key."""
     fingerprint = cmd.fingerprint()
-    existing = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
-    if existing is not None:
-        return _replay(existing, fingerprint, "an issue")
+    # No look-up first: retries are rare, and the insert below detects them atomically.
     customer = await _customer(uow, cmd.customer, default_region)
     issue_id = uuid.uuid4()
     received_at = datetime.now(UTC)

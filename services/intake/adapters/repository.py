@@ -19,24 +19,27 @@ async def find_or_create_customer(session: AsyncSession, contacts: Contacts) -> 
     """Match on external id, then email, then phone; create the customer if none matches."""
     match = await _match_customer(session, contacts)
     if match is None:
-        try:
-            async with session.begin_nested():
-                await session.execute(
-                    customers.insert().values(
-                        id=uuid.uuid4(),
-                        name=contacts.name,
-                        email=contacts.email,
-                        phone=contacts.phone,
-                        external_id=contacts.external_id,
-                    )
+        # No conflict target: a concurrent request that created any of these contacts wins.
+        created = (
+            await session.execute(
+                insert(customers)
+                .values(
+                    id=uuid.uuid4(),
+                    name=contacts.name,
+                    email=contacts.email,
+                    phone=contacts.phone,
+                    external_id=contacts.external_id,
                 )
-        except IntegrityError:
-            pass  # created meanwhile by a concurrent request: matched below
-        match = await _match_customer(session, contacts)
+                .on_conflict_do_nothing()
+                .returning(*customers.c)
+            )
+        ).first()
+        match = created or await _match_customer(session, contacts)
         assert match is not None
         return match
-    await _complete_customer(session, match, contacts)
-    return await _match_customer(session, contacts) or match
+    if await _complete_customer(session, match, contacts):
+        return await _match_customer(session, contacts) or match
+    return match
 
 
 async def _match_customer(session: AsyncSession, contacts: Contacts) -> Row[Any] | None:
@@ -59,7 +62,7 @@ async def _match_customer(session: AsyncSession, contacts: Contacts) -> Row[Any]
     return None
 
 
-async def _complete_customer(session: AsyncSession, row: Row[Any], contacts: Contacts) -> None:
+async def _complete_customer(session: AsyncSession, row: Row[Any], contacts: Contacts) -> bool:
     """Fill in what the matched customer lacks; a contact held by someone else is left alone."""
     values: dict[str, Any] = {
         name: value
@@ -72,7 +75,7 @@ async def _complete_customer(session: AsyncSession, row: Row[Any], contacts: Con
         if value and (getattr(row, name) is None or (name == "name" and row.name != value))
     }
     if not values:
-        return
+        return False
     try:
         async with session.begin_nested():
             await session.execute(
@@ -81,7 +84,8 @@ async def _complete_customer(session: AsyncSession, row: Row[Any], contacts: Con
                 .values(**values, updated_at=func.now())
             )
     except IntegrityError:
-        pass
+        return False
+    return True
 
 
 async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Row[Any]:
