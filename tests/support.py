@@ -15,11 +15,12 @@ from typing import Any
 
 import aio_pika
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from deploy import database
+from shared.contracts import CloudEvent
 from shared.db import asyncpg_dsn
-from shared.messaging.topology import declare_archive
+from shared.messaging.topology import declare_archive, declare_events_exchange
 from shared.settings import Settings
 
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -142,3 +143,28 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s")
         await asyncio.sleep(0.1)
+
+
+async def publish(amqp: AbstractRobustConnection, settings: Settings, event: CloudEvent) -> None:
+    channel = await amqp.channel()
+    exchange = await declare_events_exchange(channel)
+    await declare_archive(
+        channel, max_age=settings.archive_max_age, max_bytes=settings.archive_max_bytes
+    )
+    await exchange.publish(
+        aio_pika.Message(
+            event.model_dump_json().encode(),
+            message_id=str(event.id),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=event.type.removeprefix("kefu."),
+    )
+    await channel.close()
+
+
+async def queue_depth(amqp: AbstractRobustConnection, name: str) -> int:
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    count = queue.declaration_result.message_count or 0
+    await channel.close()
+    return count

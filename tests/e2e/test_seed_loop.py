@@ -147,3 +147,18 @@ async def test_rating_feedback_and_resolution(tap: EventTap, intake: httpx.Async
     assert shown.status_code == 200
     assert shown.json()["status"] == "resolved"
     assert shown.json()["customer"]["phone"] == "+8613800138000"
+
+
+async def test_every_service_reports_health_readiness_and_metrics(
+    services: ServiceProcesses,
+) -> None:
+    async with httpx.AsyncClient() as client:
+        for service in services.services:
+            base = services.url(service)
+            assert (await client.get(f"{base}/healthz")).json() == {"status": "ok"}
+            assert (await client.get(f"{base}/readyz")).json() == {
+                "database": "ok",
+                "broker": "ok",
+            }
+            metrics = (await client.get(f"{base}/metrics")).text
+            assert "kefu_outbox_published_total" in metrics

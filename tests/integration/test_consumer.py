@@ -26,39 +26,13 @@ from shared.db import Database, Outbox, UnitOfWork, create_engine
 from shared.messaging.consumer import Consumer
 from shared.messaging.topology import (
     dead_letter_queue_name,
-    declare_archive,
     declare_events_exchange,
 )
 from shared.settings import Settings
 from tests.integration.conftest import open_database
-from tests.support import wait_until
+from tests.support import publish, queue_depth, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def publish(amqp: AbstractRobustConnection, settings: Settings, event: CloudEvent) -> None:
-    channel = await amqp.channel()
-    exchange = await declare_events_exchange(channel)
-    await declare_archive(
-        channel, max_age=settings.archive_max_age, max_bytes=settings.archive_max_bytes
-    )
-    await exchange.publish(
-        aio_pika.Message(
-            event.model_dump_json().encode(),
-            message_id=str(event.id),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=event.type.removeprefix("kefu."),
-    )
-    await channel.close()
-
-
-async def queue_depth(amqp: AbstractRobustConnection, name: str) -> int:
-    channel = await amqp.channel()
-    queue = await channel.declare_queue(name, passive=True)
-    count = queue.declaration_result.message_count or 0
-    await channel.close()
-    return count
 
 
 def li_si_verdict(issue_id: uuid.UUID) -> SatisfactionEvaluated:
