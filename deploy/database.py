@@ -30,7 +30,7 @@ async def create_database(admin_url: str) -> bool:
     url = make_url(admin_url)
     name = url.database
     assert name, "the admin URL must name the database"
-    conn = await asyncpg.connect(asyncpg_dsn(url.set(database="postgres").render_as_string(False)))
+    conn = await _connect(asyncpg_dsn(url.set(database="postgres").render_as_string(False)))
     try:
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             return False
@@ -43,11 +43,22 @@ async def create_database(admin_url: str) -> bool:
         await conn.close()
 
 
+async def _connect(dsn: str, attempts: int = 30) -> asyncpg.Connection:
+    """Connect, waiting for a server that is still starting (a fresh container)."""
+    for _ in range(attempts - 1):
+        try:
+            return await asyncpg.connect(dsn, timeout=10)
+        except (OSError, asyncpg.CannotConnectNowError):
+            await asyncio.sleep(1)
+    return await asyncpg.connect(dsn, timeout=10)
+
+
 async def create_roles_and_schemas(admin_url: str, password: SecretStr | None) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(admin_url))
+    conn = await _connect(asyncpg_dsn(admin_url))
     try:
         database = _quote(await conn.fetchval("SELECT current_database()"))
         await conn.execute(f"REVOKE ALL ON DATABASE {database} FROM PUBLIC")
+        await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         for service in SERVICES:
             role = _quote(role_name(service))
             # Roles are cluster-wide: another database (or a concurrent run) may have made it.
@@ -61,7 +72,6 @@ async def create_roles_and_schemas(admin_url: str, password: SecretStr | None) -
             await conn.execute(
                 f"CREATE SCHEMA IF NOT EXISTS {_quote(service)} AUTHORIZATION {role}"
             )
-            await conn.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
             await conn.execute(
                 f"ALTER ROLE {role} IN DATABASE {database} SET search_path = {_quote(service)}"
             )

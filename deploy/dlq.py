@@ -44,7 +44,10 @@ async def _replay(amqp_url: str, service: str, limit: int | None) -> int:
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         queue = await channel.declare_queue(dead_letter_queue_name(service), passive=True)
-        while limit is None or moved < limit:
+        # Only what is there now: a message that fails again comes back, and is not replayed twice.
+        waiting = queue.declaration_result.message_count or 0
+        limit = waiting if limit is None else min(limit, waiting)
+        while moved < limit:
             message = await queue.get(fail=False, timeout=5)
             if message is None:
                 break

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from sqlalchemy import MetaData, Table, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -51,16 +53,44 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# Serialization failure and deadlock: the same work succeeds when tried again.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
 def is_transient_db_error(exc: BaseException) -> bool:
-    """True when the database is away, not when the statement is wrong: retry, don't fail."""
+    """True when the database is away or the work collided, not when the statement is wrong."""
     if isinstance(exc, OSError | TimeoutError | PoolTimeout | asyncpg.PostgresConnectionError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, OperationalError | InterfaceError):
+    if sqlstate(exc) in _RETRYABLE_SQLSTATES:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError) and sqlstate(exc) is None:
         return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and is_transient_db_error(cause)
+
+
+async def lock_for_transaction(session: AsyncSession, key: str) -> None:
+    """Serialise work on ``key`` across replicas until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+    )
+
+
+async def upsert(session: AsyncSession, table: Table, key: dict[str, Any], **values: Any) -> None:
+    """Insert the row, or update ``values`` on the row that has ``key``."""
+    statement = insert(table).values(**key, **values)
+    if values:
+        statement = statement.on_conflict_do_update(index_elements=list(key), set_=values)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(key))
+    await session.execute(statement)
 
 
 class Outbox:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import Database
@@ -38,7 +39,8 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise too_large
+                    # FastAPI turns other errors raised while reading the body into a 400.
+                    raise HTTPException(413, too_large.detail)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import is_transient_db_error
+from shared.db import is_transient_db_error, sqlstate
 from shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -100,7 +101,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = HTTPStatus(exc.status_code).phrase
         return problem_response(
             Problem(exc.status_code, title, str(exc.detail), headers=exc.headers), request
         )
@@ -138,7 +139,12 @@ class UnhandledErrors:
             if started:
                 raise
             path = scope.get("path", "")
-            if is_transient_db_error(exc):
+            if (sqlstate(exc) or "").startswith("22"):
+                # A value the database cannot hold that validation let through: the
+                # client's data, not our fault; validation should learn to refuse it.
+                log.warning("value refused by the database", path=path, error=str(exc))
+                problem = Problem(422, "Invalid request", "a value cannot be stored")
+            elif is_transient_db_error(exc):
                 log.warning("database unavailable", path=path, error=str(exc))
                 problem = Problem(
                     503,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 from sqlalchemy import Table, func, select, update
 
 from shared.db import Database, asyncpg_dsn, is_transient_db_error
@@ -23,7 +23,6 @@ log = get_logger(__name__)
 
 PUBLISHED = Counter("kefu_outbox_published_total", "Outbox events published and confirmed")
 FAILED = Counter("kefu_outbox_publish_failures_total", "Outbox publishes not confirmed")
-PENDING = Gauge("kefu_outbox_pending", "Outbox events seen unpublished in the last batch")
 
 
 class EventPublisher(Protocol):
@@ -79,15 +78,14 @@ class OutboxRelay:
                 await uow.session.execute(
                     select(self.table.c.id, self.table.c.payload)
                     .where(self.table.c.published_at.is_(None))
-                    .order_by(self.table.c.created_at)
+                    # Rows that keep failing sink behind fresh ones instead of blocking them.
+                    .order_by(self.table.c.attempts, self.table.c.created_at)
                     .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
             if not rows:
-                PENDING.set(0)
                 return 0
-            PENDING.set(len(rows))
             results = await asyncio.gather(
                 *(self.publisher.publish(row.payload, _encode(row.payload)) for row in rows),
                 return_exceptions=True,

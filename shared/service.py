@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import aio_pika
 import uvicorn
@@ -15,7 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_fastapi_instrumentator import Instrumentator
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Table
 
 from shared.auth import ApiKeyAuth
 from shared.db import Database, Outbox, create_engine
@@ -34,7 +33,6 @@ log = get_logger(__name__)
 @dataclass(frozen=True)
 class ServiceDefinition:
     name: str
-    metadata: MetaData
     outbox: Table
     inbox: Table
     api_keys: Table
@@ -59,28 +57,40 @@ class Broker:
             prefetch=settings.prefetch,
             delivery_limit=settings.delivery_limit,
         )
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._setup: asyncio.Task[None] | None = None
+        self._relay: asyncio.Task[None] | None = None
 
     @property
-    def connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed
+    def healthy(self) -> bool:
+        """Set up, connected right now, and relaying."""
+        return (
+            self.connection is not None
+            and self.connection.connected.is_set()
+            and self._relay is not None
+            and not self._relay.done()
+        )
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._connect(), name="broker-connect"))
+        self._setup = asyncio.create_task(self._set_up(), name="broker-setup")
 
-    async def _connect(self) -> None:
+    async def _set_up(self) -> None:
         delay = 1.0
         while True:
             try:
-                self.connection = await aio_pika.connect_robust(
-                    self.settings.amqp_url,
-                    client_properties={"connection_name": f"kefu-{self.definition.name}"},
-                )
-                break
+                await self._connect()
+                return
             except Exception as exc:
-                log.warning("broker unavailable", error=str(exc), retry_in=delay)
+                # Broker away, or a queue declared with other arguments: say so, keep trying.
+                log.warning("broker set-up failed", error=repr(exc), retry_in=delay)
+                await self._close_connection()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    async def _connect(self) -> None:
+        self.connection = await aio_pika.connect_robust(
+            self.settings.amqp_url,
+            client_properties={"connection_name": f"kefu-{self.definition.name}"},
+        )
         channel = await self.connection.channel()
         await declare_events_exchange(channel)
         await declare_archive(
@@ -90,6 +100,8 @@ class Broker:
         )
         await channel.close()
         await self.publisher.open(self.connection)
+        if self.definition.handlers:
+            await self.consumer.start(self.connection)
         relay = OutboxRelay(
             self.db,
             self.publisher,
@@ -98,21 +110,24 @@ class Broker:
             batch_size=self.settings.outbox_batch_size,
             retention=timedelta(days=self.settings.outbox_retention_days),
         )
-        self._tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        if self.definition.handlers:
-            await self.consumer.start(self.connection)
+        self._relay = asyncio.create_task(relay.run(), name="outbox-relay")
         log.info("broker connected", consuming=sorted(self.definition.handlers))
+
+    async def _close_connection(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.close()
+            self.connection = None
 
     async def stop(self) -> None:
         await self.consumer.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        for task in (self._setup, self._relay):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         await self.publisher.close()
-        if self.connection is not None:
-            await self.connection.close()
+        await self._close_connection()
 
 
 def create_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
@@ -155,7 +170,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = {"database": "ok", "broker": "ok" if app.state.broker.connected else "down"}
+        checks = {"database": "ok", "broker": "ok" if app.state.broker.healthy else "down"}
         try:
             await asyncio.wait_for(app.state.db.ping(), timeout=2)
         except Exception as exc:

@@ -33,6 +33,7 @@ def outbox_table(metadata: MetaData) -> Table:
     )
     Index(
         "ix_outbox_pending",
+        table.c.attempts,
         table.c.created_at,
         postgresql_where=text("published_at IS NULL"),
     )

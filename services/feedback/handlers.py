@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.feedback.adapters.tables import feedback, issues, verdicts
@@ -26,16 +25,8 @@ from shared.contracts import (
     PreviousVerdict,
     SatisfactionEvaluated,
 )
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, lock_for_transaction, upsert
 from shared.messaging.consumer import Handler
-
-
-async def _remember_issue(uow: UnitOfWork, issue_id: uuid.UUID, **values: Any) -> None:
-    await uow.session.execute(
-        insert(issues)
-        .values(issue_id=issue_id, **values)
-        .on_conflict_do_update(index_elements=[issues.c.issue_id], set_=values)
-    )
 
 
 async def _evaluate(
@@ -48,11 +39,7 @@ async def _evaluate(
     """Record the verdict if it changes the issue's current one, and publish the change."""
     current_row = None
     if issue_id is not None:
-        # Serialise verdicts of one issue across replicas; released at commit.
-        await uow.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"verdict:{issue_id}"},
-        )
+        await lock_for_transaction(uow.session, f"verdict:{issue_id}")
         current_row = (
             await uow.session.execute(select(verdicts).where(verdicts.c.issue_id == issue_id))
         ).first()
@@ -100,9 +87,10 @@ async def _evaluate(
 
 async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueReceived)
-    await _remember_issue(
-        uow,
-        data.issue_id,
+    await upsert(
+        uow.session,
+        issues,
+        {"issue_id": data.issue_id},
         channel=data.channel,
         customer=data.customer.model_dump(mode="json"),
         received_at=data.received_at,
@@ -135,7 +123,13 @@ async def on_feedback_submitted(event: CloudEvent, data: EventData, uow: UnitOfW
 
 async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueAnalyzed)
-    await _remember_issue(uow, data.issue_id, intent=data.analysis.intent, channel=data.channel)
+    await upsert(
+        uow.session,
+        issues,
+        {"issue_id": data.issue_id},
+        intent=data.analysis.intent,
+        channel=data.channel,
+    )
 
 
 handlers: dict[str, Handler] = {

@@ -6,7 +6,6 @@ from shared.service import ServiceDefinition
 
 definition = ServiceDefinition(
     name="improvement",
-    metadata=tables.metadata,
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -19,30 +18,33 @@ from shared.contracts import (
     IssueReceived,
     SatisfactionEvaluated,
 )
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, lock_for_transaction, upsert
 from shared.messaging.consumer import Handler
-
-
-async def _remember_issue(uow: UnitOfWork, issue_id: uuid.UUID, **values: Any) -> None:
-    await uow.session.execute(
-        insert(issues)
-        .values(issue_id=issue_id, **values)
-        .on_conflict_do_update(index_elements=[issues.c.issue_id], set_=values)
-    )
 
 
 async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueReceived)
-    await _remember_issue(
-        uow, data.issue_id, channel=data.channel, customer=data.customer.model_dump(mode="json")
+    await upsert(
+        uow.session,
+        issues,
+        {"issue_id": data.issue_id},
+        channel=data.channel,
+        customer=data.customer.model_dump(mode="json"),
     )
 
 
 async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueAnalyzed)
     analysis = data.analysis
-    await _remember_issue(
-        uow, data.issue_id, language=analysis.language, need=analysis.need, intent=analysis.intent
+    # Serialised with on_satisfaction_evaluated, so a follow-up never misses its need.
+    await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
+    await upsert(
+        uow.session,
+        issues,
+        {"issue_id": data.issue_id},
+        language=analysis.language,
+        need=analysis.need,
+        intent=analysis.intent,
     )
     # A verdict may have arrived before its analysis: complete the follow-up it raised.
     await uow.session.execute(
@@ -58,6 +60,7 @@ async def on_satisfaction_evaluated(event: CloudEvent, data: EventData, uow: Uni
         return
     context = None
     if data.issue_id is not None:
+        await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
         context = (
             await uow.session.execute(select(issues).where(issues.c.issue_id == data.issue_id))
         ).first()

@@ -25,6 +25,10 @@ from shared.db import UnitOfWork
 class Conflict(Exception):
     """The idempotency key is taken by a different body."""
 
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 class NotFound(Exception):
     def __init__(self, field: str, message: str) -> None:
@@ -62,8 +66,9 @@ async def _customer(uow: UnitOfWork, customer: CustomerIn, region: str) -> Row[A
 def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
     if existing.fingerprint != fingerprint:
         raise Conflict(
+            "external_id",
             f"{what} with channel {existing.channel!r} and external_id {existing.external_id!r} "
-            "was already accepted with a different body"
+            "was already accepted with a different body",
         )
     return Accepted(id=existing.id, duplicate=True)
 
@@ -71,7 +76,10 @@ def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
 async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str) -> Accepted:
     """Store the issue and its ``issue.received`` event in one transaction, once per key."""
     fingerprint = cmd.fingerprint()
-    # No look-up first: retries are rare, and the insert below detects them atomically.
+    # A retry must change nothing, not even the customer: answer it before touching anything.
+    existing = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
+    if existing is not None:
+        return _replay(existing, fingerprint, "an issue")
     customer = await _customer(uow, cmd.customer, default_region)
     issue_id = uuid.uuid4()
     received_at = datetime.now(UTC)
@@ -127,7 +135,8 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
         customer = await _customer(uow, cmd.customer, default_region)
     feedback_id = uuid.uuid4()
     now = datetime.now(UTC)
-    submitted_at = cmd.submitted_at or now
+    # A channel's clock may run ahead; a future time would outrank every later rating.
+    submitted_at = min(cmd.submitted_at, now) if cmd.submitted_at else now
     inserted = await repo.insert_feedback(
         uow.session,
         id=feedback_id,
@@ -167,7 +176,7 @@ async def resolve_issue(issue_id: uuid.UUID, cmd: ResolveIssue, uow: UnitOfWork)
     resolution = Resolution(resolved_by=cmd.resolved_by, summary=cmd.summary, code=cmd.code)
     if issue.resolution is not None:
         if issue.resolution != resolution.model_dump(mode="json"):
-            raise Conflict(f"issue {issue_id} was already resolved differently")
+            raise Conflict("resolution", f"issue {issue_id} was already resolved differently")
         return Accepted(id=issue_id, duplicate=True)
     resolved_at = cmd.resolved_at or datetime.now(UTC)
     await repo.set_resolution(

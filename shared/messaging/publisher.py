@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aio_pika
@@ -49,11 +50,16 @@ class Publisher:
         if self._exchange is None:
             raise PublishNotConfirmed("publisher is not connected")
         try:
-            confirmation = await self._exchange.publish(
-                event_message(payload, body),
-                routing_key=routing_key(payload["type"]),
-                mandatory=True,
-                timeout=self.timeout,
+            # The whole call is bounded: aio-pika's own timeout leaves out the wait for a
+            # reconnecting channel.
+            confirmation = await asyncio.wait_for(
+                self._exchange.publish(
+                    event_message(payload, body),
+                    routing_key=routing_key(payload["type"]),
+                    mandatory=True,
+                    timeout=self.timeout,
+                ),
+                self.timeout,
             )
         except Exception as exc:
             raise PublishNotConfirmed(f"{type(exc).__name__}: {exc}") from exc

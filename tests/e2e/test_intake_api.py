@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -64,6 +65,11 @@ def assert_problem(response: httpx.Response, status: int, field: str | None = No
         (issue(occurred_at="yesterday"), "occurred_at"),
         (issue(occurred_at="2026-01-01T10:00:00"), "occurred_at"),
         (issue(language="not a tag!"), "language"),
+        (issue(language="en-" + "-".join(["abcdefgh"] * 5)), "language"),
+        (issue(text="null\x00byte"), "text"),
+        (issue(customer={"email": "a@example.com", "name": "x\x00"}), "customer.name"),
+        (issue(metadata={"k\x00": 1}), "metadata"),
+        (issue(occurred_at="0001-01-01T00:00:00+01:00"), "occurred_at"),
         ([1, 2], "body"),
     ],
 )
@@ -74,17 +80,29 @@ async def test_bad_issue_bodies_name_the_field(
 
 
 async def test_malformed_json_and_oversized_body(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/v1/issues", content=b"{not json", headers={"content-type": "application/json"}
+    json_type = {"content-type": "application/json"}
+    assert_problem(await client.post("/v1/issues", content=b"{not json", headers=json_type), 422)
+    # Python's JSON reader takes NaN and Infinity; PostgreSQL's jsonb does not.
+    body = json.dumps(issue(metadata={"score": 1})).replace('"score": 1', '"score": NaN')
+    assert_problem(
+        await client.post("/v1/issues", content=body, headers=json_type), 422, "metadata"
     )
-    assert_problem(response, 422)
     assert_problem(await client.post("/v1/issues", json=issue(text="x" * 1_100_000)), 413)
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(20):
+            yield b" " * 100_000
+        yield json.dumps(issue()).encode()
+
+    assert_problem(await client.post("/v1/issues", content=chunked(), headers=json_type), 413)
 
 
 async def test_same_key_different_body_is_a_conflict(client: httpx.AsyncClient) -> None:
     body = issue()
     assert (await client.post("/v1/issues", json=body)).status_code == 202
-    assert_problem(await client.post("/v1/issues", json={**body, "text": "other"}), 409)
+    assert_problem(
+        await client.post("/v1/issues", json={**body, "text": "other"}), 409, "external_id"
+    )
 
 
 async def test_customers_match_across_channels(client: httpx.AsyncClient) -> None:
@@ -137,6 +155,7 @@ async def test_feedback_validation(client: httpx.AsyncClient) -> None:
         "issue_id",
     )
     for bad in (
+        {"scale": "csat5", "value": 3, "comment": "unknown field"},
         {"scale": "csat5", "value": 6},
         {"scale": "nps10", "value": -1},
         {"scale": "stars", "value": 3},

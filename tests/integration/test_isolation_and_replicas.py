@@ -14,7 +14,15 @@ from sqlalchemy import func, select
 from services.improvement.adapters.tables import followups
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.handlers import handlers as improvement_handlers
-from shared.contracts import CustomerRef, SatisfactionEvaluated, new_event
+from shared.contracts import (
+    Analysis,
+    CustomerRef,
+    EventData,
+    IssueAnalyzed,
+    SatisfactionEvaluated,
+    Sentiment,
+    new_event,
+)
 from shared.db import asyncpg_dsn
 from shared.messaging.consumer import Consumer
 from shared.settings import SERVICES, Settings
@@ -107,3 +115,55 @@ async def test_replicas_compete_on_the_queue_with_one_effect_each(
 
 async def _drained(amqp: AbstractRobustConnection) -> bool:
     return await queue_depth(amqp, "kefu.replicacheck") == 0
+
+
+async def test_follow_up_gets_its_need_whichever_event_commits_first(
+    private_stack: Settings,
+) -> None:
+    """issue.analyzed and satisfaction.evaluated for one issue, handled at the same moment."""
+    db = await open_database(private_stack, improvement)
+    customer = CustomerRef(customer_id=uuid.uuid4(), name="李四")
+    issue_ids = [uuid.uuid4() for _ in range(20)]
+
+    async def handle(data: EventData) -> None:
+        async with db.unit_of_work() as uow:
+            await improvement_handlers[data.TYPE](new_event("/test", data), data, uow)
+
+    for issue_id in issue_ids:
+        analyzed = IssueAnalyzed(
+            issue_id=issue_id,
+            channel="chat",
+            customer=customer,
+            text="需要更快的响应速度",
+            analysis=Analysis(
+                language="zh",
+                need="更快的响应速度",
+                intent="response_speed",
+                sentiment=Sentiment(label="neutral", score=0),
+                urgency="normal",
+            ),
+            analyzer_version="test",
+            analyzed_at=datetime.now(UTC),
+        )
+        evaluated = SatisfactionEvaluated(
+            issue_id=issue_id,
+            customer=customer,
+            score=0.5,
+            verdict="neutral",
+            source="implicit",
+            basis="text",
+            evaluated_at=datetime.now(UTC),
+        )
+        await asyncio.gather(handle(analyzed), handle(evaluated))
+    async with db.unit_of_work() as uow:
+        needs = (
+            (
+                await uow.session.execute(
+                    select(followups.c.need).where(followups.c.issue_id.in_(issue_ids))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert needs == ["更快的响应速度"] * len(issue_ids)
+    await db.dispose()

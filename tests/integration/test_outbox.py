@@ -95,7 +95,7 @@ async def test_relay_marks_nothing_sent_without_a_confirm(
     rows = await pending(db)
     assert rows and all(row.attempts == 1 and row.last_error for row in rows)
 
-    # The broker goes away: still nothing is marked sent.
+    # The publisher's channel is gone: still nothing is marked sent.
     await nowhere.close()
     with pytest.raises(RuntimeError, match="not confirmed"):
         await relay.relay_batch()

@@ -24,6 +24,7 @@ def test_seed_zhang_san() -> None:
         ("Hi team, I need a refund for order 1234. Thanks!", "a refund for order 1234"),
         ("We would like to change the delivery address", "change the delivery address"),
         ("满意度为中", None),
+        ("我不需要帮助了，谢谢", None),
         ("The app is great", None),
     ],
 )

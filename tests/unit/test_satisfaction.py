@@ -69,6 +69,10 @@ def test_seed_li_si_is_neutral_not_satisfied() -> None:
         ("满意度为不满意", "dissatisfied"),
         ("Satisfaction: medium", "neutral"),
         ("satisfaction is low", "dissatisfied"),
+        ("满意度为中请尽快处理", "neutral"),
+        ("满意度为高谢谢", "satisfied"),
+        ("满意度：不满意哦", "dissatisfied"),
+        ("满意度为非常满意", "satisfied"),
     ],
 )
 def test_stated_levels(text: str, verdict: str) -> None:

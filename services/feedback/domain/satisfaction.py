@@ -52,10 +52,6 @@ def assess_rating(rating: Rating) -> Assessment:
     raise ValueError(f"unknown scale {rating.scale}")
 
 
-_STATEMENT_ZH = re.compile(r"满意度\s*(?:为|是|:|：)\s*(?P<level>[^\s，。！？,.!?；;]{1,5})")
-_STATEMENT_EN = re.compile(
-    r"satisfaction(?:\s+level)?\s*(?:is|was|:|=)\s*(?P<level>[a-z]+)", re.IGNORECASE
-)
 _LEVELS: dict[str, tuple[Verdict, float]] = {
     "非常满意": ("satisfied", 1.0),
     "很满意": ("satisfied", 1.0),
@@ -79,6 +75,24 @@ _LEVELS: dict[str, tuple[Verdict, float]] = {
     "poor": ("dissatisfied", 0.25),
     "bad": ("dissatisfied", 0.25),
 }
+
+
+def _alternation(levels: list[str]) -> str:
+    # Longest first, so that 非常满意 is not read as 满意 and 不满意 not as 满意.
+    return "|".join(re.escape(level) for level in sorted(levels, key=len, reverse=True))
+
+
+_STATEMENT_ZH = re.compile(
+    r"满意度\s*(?:为|是|:|：)\s*(?P<level>"
+    + _alternation([level for level in _LEVELS if not level.isascii()])
+    + ")"
+)
+_STATEMENT_EN = re.compile(
+    r"satisfaction(?:\s+level)?\s*(?:is|was|:|=)\s*(?P<level>"
+    + _alternation([level for level in _LEVELS if level.isascii()])
+    + r")\b",
+    re.IGNORECASE,
+)
 
 
 def assess_text(text: str) -> Assessment | None:

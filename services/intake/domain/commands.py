@@ -1,24 +1,84 @@
-"""What channel systems ask intake to do. Unknown fields are refused (contract v1)."""
+"""What channel systems ask intake to do. Unknown fields are refused (contract v1).
+
+Every value that passes here also fits the database: no NUL characters (PostgreSQL text cannot
+hold them), only finite numbers in metadata, and times within years 1900-9999.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.contracts import Channel, Rating
 
 MAX_TEXT_CHARS = 20_000
 MAX_BATCH_ITEMS = 100
+MAX_METADATA_KEYS = 50
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _storable(value: Any) -> Any:
+    """JSON that PostgreSQL's jsonb accepts: finite numbers, no NUL in strings or keys."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item)
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if not 1900 <= value.year <= 9999:
+        raise ValueError("must be between the years 1900 and 9999")
+    return value
+
+
+def _only_scale_and_value(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) - {"scale", "value"}:
+        raise ValueError("a rating has only 'scale' and 'value'")
+    return value
+
+
+# Constraints first: pydantic skips string constraints placed after a validator.
+NoNul = AfterValidator(_no_nul)
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
 ]
-LanguageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS), NoNul
+]
+LanguageTag = Annotated[
+    str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Metadata = Annotated[dict[str, Any], Field(max_length=MAX_METADATA_KEYS), AfterValidator(_storable)]
+StrictRating = Annotated[Rating, BeforeValidator(_only_scale_and_value)]
 
 
 class _Command(BaseModel):
@@ -31,9 +91,11 @@ class _Command(BaseModel):
 
 
 class CustomerIn(_Command):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
-    email: Annotated[str, StringConstraints(max_length=320)] | None = None
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul] | None = (
+        None
+    )
+    email: Annotated[str, StringConstraints(max_length=320), NoNul] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40), NoNul] | None = None
     external_id: ShortText | None = None
 
     @model_validator(mode="after")
@@ -48,10 +110,12 @@ class SubmitIssue(_Command):
     external_id: ShortText
     customer: CustomerIn
     text: LongText
-    subject: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
-    occurred_at: AwareDatetime | None = None
+    subject: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), NoNul] | None
+    ) = None
+    occurred_at: Timestamp | None = None
     language: LanguageTag | None = None
-    metadata: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class SubmitIssueBatch(BaseModel):
@@ -63,11 +127,11 @@ class SubmitIssueBatch(BaseModel):
 class SubmitFeedback(_Command):
     issue_id: uuid.UUID | None = None
     customer: CustomerIn | None = None
-    rating: Rating | None = None
+    rating: StrictRating | None = None
     comment: LongText | None = None
     channel: Channel | None = None
     external_id: ShortText | None = None
-    submitted_at: AwareDatetime | None = None
+    submitted_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> SubmitFeedback:
@@ -84,4 +148,4 @@ class ResolveIssue(_Command):
     resolved_by: ShortText
     summary: LongText
     code: ShortText | None = None
-    resolved_at: AwareDatetime | None = None
+    resolved_at: Timestamp | None = None

@@ -45,7 +45,7 @@ def domain_problems(*, not_found: int = 422) -> Iterator[None]:
         title = "Not found" if not_found == 404 else "Invalid request"
         raise Problem(not_found, title, str(exc), field=exc.field) from exc
     except handlers.Conflict as exc:
-        raise Problem(409, "Conflict", str(exc)) from exc
+        raise Problem(409, "Conflict", str(exc), field=exc.field) from exc
 
 
 def _accepted(result: handlers.Accepted, key: str) -> JSONResponse:

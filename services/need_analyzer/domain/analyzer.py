@@ -17,7 +17,7 @@ ANALYZER_VERSION = "seed-rules-1"
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
-_NEED_ZH = re.compile(r"需要(?P<need>[^，。！？!?；;,\n]+)")
+_NEED_ZH = re.compile(r"(?<![不无])需要(?P<need>[^，。！？!?；;,\n]+)")
 _NEED_EN = re.compile(
     r"\b(?:I|we)\s+(?:really\s+|just\s+)?(?:need|want|would like)\s+(?:to\s+)?"
     r"(?P<need>[^.!?;\n]+)",

@@ -89,7 +89,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_outbox_pending",
         "outbox",
-        ["created_at"],
+        ["attempts", "created_at"],
         unique=False,
         schema="feedback",
         postgresql_where=sa.text("published_at IS NULL"),

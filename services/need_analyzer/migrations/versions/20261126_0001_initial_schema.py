@@ -88,7 +88,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_outbox_pending",
         "outbox",
-        ["created_at"],
+        ["attempts", "created_at"],
         unique=False,
         schema="need_analyzer",
         postgresql_where=sa.text("published_at IS NULL"),
