@@ -41,7 +41,7 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,  # overflow connections are opened and closed per burst: costly
         pool_pre_ping=True,
         pool_timeout=timeout,
         connect_args={"timeout": timeout, "command_timeout": 30},
