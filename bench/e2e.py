@@ -24,11 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 
 from deploy.launcher import ServiceProcesses
 from shared.settings import SERVICES
-from tests.support import BOOTSTRAP_KEY, event_tap, free_port, isolated_stack
+from tests.support import BOOTSTRAP_KEY, event_tap, free_port, isolated_stack, queue_depth
 
 RESULTS = Path(__file__).resolve().parent / "results"
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -143,19 +144,40 @@ async def loop_throughput(
     }
 
 
+async def quiet(settings: Any, services: tuple[str, ...]) -> None:
+    """Wait until every consumer queue has stayed empty for a second: phases must not overlap."""
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    try:
+        calm_since = None
+        while calm_since is None or time.monotonic() - calm_since < 1:
+            depths = [await queue_depth(connection, f"kefu.{s}") for s in services]
+            if any(depths):
+                calm_since = None
+            elif calm_since is None:
+                calm_since = time.monotonic()
+            await asyncio.sleep(0.2)
+    finally:
+        await connection.close()
+
+
 async def measure(url: str, settings: Any, args: argparse.Namespace) -> dict[str, Any]:
     await intake_throughput(url, 100, args.concurrency)  # warm-up
     intake = await intake_throughput(url, args.requests, args.concurrency)
     if args.intake_alone:
         return {"intake_single_issue_alone": intake}
+    consumers = ("need_analyzer", "feedback", "improvement")
+    await quiet(settings, consumers)
+    # As fast as the loop goes: its throughput (latency here is mostly queueing).
+    loop = await loop_throughput(url, settings, args.issues, args.concurrency)
+    await quiet(settings, consumers)
+    # Well under capacity: the latency of one issue through intake, feedback, improvement.
+    paced = await loop_throughput(
+        url, settings, args.paced_issues, args.concurrency, rate=args.rate
+    )
     return {
         "intake_single_issue": intake,
-        # As fast as the loop goes: its throughput (latency here is mostly queueing).
-        "loop_to_followup": await loop_throughput(url, settings, args.issues, args.concurrency),
-        # Well under capacity: the latency of one issue through intake, feedback, improvement.
-        "loop_to_followup_paced": await loop_throughput(
-            url, settings, args.paced_issues, args.concurrency, rate=args.rate
-        ),
+        "loop_to_followup": loop,
+        "loop_to_followup_paced": paced,
     }
 
 
