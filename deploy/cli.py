@@ -6,10 +6,16 @@ import argparse
 import json
 import secrets
 import sys
+from datetime import UTC, datetime
 
 from deploy import database, dlq, keys, launcher
 from shared.auth import SCOPES, check_scopes
 from shared.settings import SERVICES, get_settings
+
+
+def _aware(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _services(values: list[str] | None) -> tuple[str, ...]:
@@ -45,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     key_cmd.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_cmd.add_parser("revoke", help="revoke by key, key prefix or name")
     revoke.add_argument("key")
+
+    reanalyze = commands.add_parser(
+        "reanalyze", help="re-run stored issues through the current analyzer and publish them"
+    )
+    reanalyze.add_argument("--since", type=_aware, help="received at or after (ISO 8601)")
+    reanalyze.add_argument("--until", type=_aware, help="received before (ISO 8601)")
+    reanalyze.add_argument("--batch-size", type=int, default=200)
 
     dlq_cmd = commands.add_parser("dlq", help="dead-letter queues").add_subparsers(
         dest="action", required=True
@@ -89,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         count = keys.revoke(admin, args.key, SERVICES)
         print(f"revoked in {count} service(s)")
         return 0 if count else 1
+    elif args.command == "reanalyze":
+        # Imported here: it loads the analyzer's language models.
+        from services.need_analyzer.entrypoints import cli as need_analyzer_cli
+
+        done = need_analyzer_cli.run(args.since, args.until, args.batch_size)
+        print(f"re-analysed {done} issue(s)")
     elif args.command == "dlq" and args.action == "show":
         for item in dlq.peek(settings.amqp_url, args.service, args.limit):
             print(json.dumps(item, ensure_ascii=False))

@@ -126,13 +126,23 @@ class Sentiment(_Model):
     score: Annotated[float, Field(ge=-1, le=1)]
 
 
+class Explanation(_Model):
+    """How sure the analyzer is of one output, and the words or rules that decided it."""
+
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    evidence: list[str] = Field(default_factory=list)
+
+
 class Analysis(_Model):
     language: str
     need: str | None = None
     intent: Intent
+    secondary: Intent | None = None
     sentiment: Sentiment
     urgency: Urgency
     keywords: list[str] = Field(default_factory=list)
+    # Keyed by output: language, need, intent, sentiment, urgency, keywords.
+    explanations: dict[str, Explanation] = Field(default_factory=dict)
 
 
 class IssueAnalyzed(EventData):

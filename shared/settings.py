@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,8 @@ class Settings(BaseSettings):
     archive_max_bytes: int = 5_000_000_000
     api_key_cache_seconds: float = 10.0
 
+    # Where a service keeps what it may rebuild (need_analyzer: jieba's dictionary cache).
+    cache_dir: Path = Path.home() / ".cache" / "kefu"
     default_phone_region: str = "CN"
     max_body_bytes: int = 1_048_576
 

@@ -1,13 +1,20 @@
-"""Composition root of need_analyzer."""
+"""Composition root of need_analyzer. The language models load here, once, at start-up."""
 
 from services.need_analyzer.adapters import tables
-from services.need_analyzer.handlers import handlers
+from services.need_analyzer.adapters.models import OfflineModels
+from services.need_analyzer.domain.analyzer import RuleAnalyzer
+from services.need_analyzer.entrypoints.http import router
+from services.need_analyzer.handlers import make_handlers
 from shared.service import ServiceDefinition
+from shared.settings import get_settings
+
+analyzer = RuleAnalyzer(OfflineModels(get_settings().cache_dir / "need_analyzer"))
 
 definition = ServiceDefinition(
     name="need_analyzer",
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,
-    handlers=handlers,
+    routers=[router],
+    handlers=make_handlers(analyzer),
 )

@@ -1,23 +1,54 @@
-"""need_analyzer's message handlers: analyse every received issue once and publish the result."""
+"""need_analyzer's use cases: analyse each received issue once; re-analyse stored issues when
+the analyzer changes. Both publish ``issue.analyzed`` through the outbox."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.need_analyzer.adapters.tables import analyses
-from services.need_analyzer.domain.analyzer import Analyzer, SeedRulesAnalyzer
-from shared.contracts import CloudEvent, EventData, IssueAnalyzed, IssueReceived
+from services.need_analyzer.domain.analyzer import Analyzer
+from shared.contracts import (
+    Analysis,
+    CloudEvent,
+    CustomerRef,
+    EventData,
+    IssueAnalyzed,
+    IssueReceived,
+)
 from shared.db import UnitOfWork
 from shared.messaging.consumer import Handler
+
+
+def analysis_text(subject: str | None, text: str) -> str:
+    return f"{subject}\n{text}" if subject else text
+
+
+def _columns(analysis: Analysis, version: str, analyzed_at: datetime) -> dict[str, Any]:
+    return {
+        "language": analysis.language,
+        "need": analysis.need,
+        "intent": analysis.intent,
+        "secondary": analysis.secondary,
+        "sentiment_label": analysis.sentiment.label,
+        "sentiment_score": analysis.sentiment.score,
+        "urgency": analysis.urgency,
+        "keywords": analysis.keywords,
+        "explanations": {k: v.model_dump() for k, v in analysis.explanations.items()},
+        "analyzer_version": version,
+        "analyzed_at": analyzed_at,
+    }
 
 
 def make_handlers(analyzer: Analyzer) -> dict[str, Handler]:
     async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
         assert isinstance(data, IssueReceived)
-        text = f"{data.subject}\n{data.text}" if data.subject else data.text
-        analysis = analyzer.analyze(text)
+        analysis = analyzer.analyze(analysis_text(data.subject, data.text))
         analyzed_at = datetime.now(UTC)
         stored = await uow.session.execute(
             insert(analyses)
@@ -28,15 +59,7 @@ def make_handlers(analyzer: Analyzer) -> dict[str, Handler]:
                 subject=data.subject,
                 text=data.text,
                 received_at=data.received_at,
-                language=analysis.language,
-                need=analysis.need,
-                intent=analysis.intent,
-                sentiment_label=analysis.sentiment.label,
-                sentiment_score=analysis.sentiment.score,
-                urgency=analysis.urgency,
-                keywords=analysis.keywords,
-                analyzer_version=analyzer.version,
-                analyzed_at=analyzed_at,
+                **_columns(analysis, analyzer.version, analyzed_at),
             )
             .on_conflict_do_nothing(index_elements=[analyses.c.issue_id])
             .returning(analyses.c.issue_id)
@@ -59,4 +82,52 @@ def make_handlers(analyzer: Analyzer) -> dict[str, Handler]:
     return {IssueReceived.TYPE: on_issue_received}
 
 
-handlers = make_handlers(SeedRulesAnalyzer())
+async def reanalyze_batch(
+    uow: UnitOfWork,
+    analyzer: Analyzer,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> Sequence[uuid.UUID]:
+    """Re-analyse up to ``limit`` stored issues not yet seen by this analyzer version.
+
+    Issues already at this version are left alone, so running it twice publishes nothing twice.
+    Returns the ids done, in order, for the caller to continue after the last one.
+    """
+    query = (
+        select(analyses)
+        .where(analyses.c.analyzer_version != analyzer.version)
+        .order_by(analyses.c.issue_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if since is not None:
+        query = query.where(analyses.c.received_at >= since)
+    if until is not None:
+        query = query.where(analyses.c.received_at < until)
+    if after is not None:
+        query = query.where(analyses.c.issue_id > after)
+    rows: Sequence[Row[Any]] = (await uow.session.execute(query)).all()
+    for row in rows:
+        analysis = analyzer.analyze(analysis_text(row.subject, row.text))
+        analyzed_at = datetime.now(UTC)
+        await uow.session.execute(
+            update(analyses)
+            .where(analyses.c.issue_id == row.issue_id)
+            .values(**_columns(analysis, analyzer.version, analyzed_at))
+        )
+        await uow.emit(
+            IssueAnalyzed(
+                issue_id=row.issue_id,
+                channel=row.channel,
+                customer=CustomerRef.model_validate(row.customer),
+                subject=row.subject,
+                text=row.text,
+                analysis=analysis,
+                analyzer_version=analyzer.version,
+                analyzed_at=analyzed_at,
+            )
+        )
+    return [row.issue_id for row in rows]

@@ -24,11 +24,14 @@ analyses = Table(
     Column("language", String(35), nullable=False),
     Column("need", Text),
     Column("intent", String(40), nullable=False),
+    Column("secondary", String(40)),
     Column("sentiment_label", String(10), nullable=False),
     Column("sentiment_score", Float, nullable=False),
     Column("urgency", String(10), nullable=False),
     Column("keywords", ARRAY(String(100)), nullable=False),
+    Column("explanations", JSONB),
     Column("analyzer_version", String(40), nullable=False),
     Column("analyzed_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_analyses_received_at", analyses.c.received_at)
+Index("ix_analyses_analyzer_version", analyses.c.analyzer_version)

@@ -1,0 +1,207 @@
+"""Loads the offline language models once, at start-up. Nothing is downloaded: every file ships
+inside an installed package (jieba's dictionary and IDF table, VADER's lexicon, snownlp's
+trained sentiment data and stop words)."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import logging
+import marshal
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jieba
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from services.need_analyzer.domain.lexicon import CHINESE_STOPWORDS, ENGLISH_STOPWORDS
+
+
+def _package_dir(name: str) -> Path:
+    """A package's folder, without importing it (`import snownlp` costs seconds and memory)."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.submodule_search_locations, f"{name} is not installed"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass
+class NaiveBayes:
+    """snownlp's sentiment classifier, scored from its trained counts (add-one smoothing)."""
+
+    counts: dict[str, dict[str, float]]
+    totals: dict[str, float]
+    unseen: dict[str, float]
+    log_prior: dict[str, float]
+
+    @classmethod
+    def load(cls, path: Path) -> NaiveBayes:
+        with gzip.open(path, "rb") as f:
+            data: dict[str, Any] = marshal.loads(f.read())
+        grand_total = data["total"]
+        labels = data["d"]
+        return cls(
+            counts={label: dict(v["d"]) for label, v in labels.items()},
+            totals={label: float(v["total"]) for label, v in labels.items()},
+            unseen={label: float(v["none"]) for label, v in labels.items()},
+            log_prior={
+                label: math.log(v["total"]) - math.log(grand_total) for label, v in labels.items()
+            },
+        )
+
+    def positive_probability(self, words: list[str]) -> float:
+        logp = {}
+        for label in self.counts:
+            counts, total, unseen = self.counts[label], self.totals[label], self.unseen[label]
+            logp[label] = self.log_prior[label] + sum(
+                math.log(counts.get(word, unseen) / total) for word in words
+            )
+        difference = max(-700.0, min(700.0, logp["neg"] - logp["pos"]))
+        return 1 / (1 + math.exp(difference))
+
+
+class OfflineModels:
+    """The ``LanguageModels`` of the analyzer: jieba, its IDF table, VADER and snownlp's data."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        jieba.setLogLevel(logging.WARNING)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.tokenizer = jieba.Tokenizer()
+        # jieba caches its parsed dictionary; the cache lives in a folder this service owns.
+        self.tokenizer.tmp_dir = str(cache_dir)
+        self.tokenizer.initialize()
+        jieba_dir = _package_dir("jieba")
+        # jieba.analyse would also load its part-of-speech models; only the IDF table is needed.
+        self.idf_table: dict[str, float] = {}
+        for line in (jieba_dir / "analyse" / "idf.txt").read_text("utf-8").splitlines():
+            word, _, value = line.partition(" ")
+            self.idf_table[word] = float(value)
+        self.median_idf = sorted(self.idf_table.values())[len(self.idf_table) // 2]
+        snownlp_dir = _package_dir("snownlp")
+        self.bayes = NaiveBayes.load(snownlp_dir / "sentiment" / "sentiment.marshal.3")
+        zh_stop = (snownlp_dir / "normal" / "stopwords.txt").read_text("utf-8").split()
+        self.stopwords = frozenset(zh_stop) | CHINESE_STOPWORDS | ENGLISH_STOPWORDS
+        self.vader = SentimentIntensityAnalyzer()
+        self.english_words = frozenset(self.vader.lexicon) | ENGLISH_STOPWORDS | _COMMON_ENGLISH
+
+    def segment(self, text: str) -> list[str]:
+        return self.tokenizer.lcut(text)
+
+    def idf(self, word: str) -> float:
+        return self.idf_table.get(word, self.median_idf)
+
+    def is_stopword(self, word: str) -> bool:
+        return word in self.stopwords
+
+    def is_english_word(self, word: str) -> bool:
+        return word in self.english_words or word.rstrip("s") in self.english_words
+
+    def english_polarity(self, text: str) -> float:
+        return float(self.vader.polarity_scores(text)["compound"])
+
+    def chinese_positive_probability(self, words: list[str]) -> float:
+        return self.bayes.positive_probability(words)
+
+
+# Support vocabulary that VADER's lexicon (sentiment words) and the stop words do not hold.
+_COMMON_ENGLISH = frozenset(
+    [
+        "order",
+        "orders",
+        "refund",
+        "delivery",
+        "deliver",
+        "delivered",
+        "shipping",
+        "shipped",
+        "package",
+        "parcel",
+        "tracking",
+        "account",
+        "password",
+        "login",
+        "email",
+        "phone",
+        "app",
+        "website",
+        "site",
+        "page",
+        "error",
+        "crash",
+        "payment",
+        "invoice",
+        "bill",
+        "charged",
+        "card",
+        "price",
+        "item",
+        "product",
+        "size",
+        "color",
+        "colour",
+        "quality",
+        "broken",
+        "damaged",
+        "wrong",
+        "missing",
+        "cancel",
+        "subscription",
+        "help",
+        "support",
+        "service",
+        "customer",
+        "agent",
+        "time",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "hour",
+        "hours",
+        "today",
+        "tomorrow",
+        "number",
+        "address",
+        "store",
+        "shop",
+        "money",
+        "back",
+        "return",
+        "returned",
+        "arrive",
+        "arrived",
+        "received",
+        "recieved",
+        "still",
+        "waiting",
+        "reply",
+        "response",
+        "answer",
+        "question",
+        "call",
+        "called",
+        "contact",
+        "update",
+        "issue",
+        "problem",
+        "work",
+        "working",
+        "open",
+        "change",
+        "reset",
+        "code",
+        "message",
+        "chat",
+        "team",
+        "manager",
+        "available",
+        "stock",
+        "box",
+        "new",
+        "fix",
+        "fixed",
+        "send",
+        "sent",
+    ]
+)
