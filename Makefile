@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KEFU := $(VENV)/bin/kefu
 
-.PHONY: run test lint unit bench install services clean
+.PHONY: run test lint unit bench bench-analyzer evaluate install services clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ unit: install
 
 bench: install services
 	$(PY) -m bench.e2e
+
+bench-analyzer: install services
+	$(PY) -m bench.analyzer
+
+# Accuracy of the need analyzer on its labelled set (add ARGS=--misses to list the errors).
+evaluate: install
+	$(PY) -m services.need_analyzer.evaluation $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

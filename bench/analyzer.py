@@ -1,0 +1,139 @@
+"""Benchmark of the need analyzer (run by hand: `make bench-analyzer`).
+
+- latency: every message of the labelled set through `RuleAnalyzer.analyze`, several rounds
+  after a warm-up; median and p99 ms per message;
+- start-up: a real `python -m services.need_analyzer` process on an isolated database and
+  vhost, from spawn until /healthz answers (the language models load before the server
+  starts) and until /readyz does (connected to PostgreSQL and RabbitMQ);
+- memory: that process's resident set (VmRSS, VmHWM) once up, and again after this process has
+  analysed the whole set (the same models and code) for comparison.
+Targets (issue 3): <= 0.5 ms median, start-up <= 3 s, RSS <= 250 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.launcher import ROOT, service_env
+from services.need_analyzer.adapters.models import OfflineModels
+from services.need_analyzer.domain.analyzer import RuleAnalyzer
+from services.need_analyzer.evaluation import load
+from tests.support import free_port, isolated_stack
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise KeyError(field)
+
+
+def service_start_and_memory(cache: Path) -> dict[str, Any]:
+    """On an isolated database and vhost, so that it connects and consumes for real."""
+    with isolated_stack() as settings:
+        port = free_port()
+        env = service_env(
+            settings,
+            "need_analyzer",
+            port,
+            {"KEFU_CACHE_DIR": str(cache), "KEFU_LOG_LEVEL": "WARNING"},
+        )
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.need_analyzer"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            healthy = _wait(proc, f"http://127.0.0.1:{port}/healthz", started)
+            ready = _wait(proc, f"http://127.0.0.1:{port}/readyz", started)
+            time.sleep(1)
+            return {
+                "startup_seconds": round(healthy, 2),
+                "ready_seconds": round(ready, 2),
+                "rss_mb": _status_mb(proc.pid, "VmRSS"),
+                "peak_rss_mb": _status_mb(proc.pid, "VmHWM"),
+            }
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _wait(proc: subprocess.Popen[bytes], url: str, started: float) -> float:
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.perf_counter() - started > 60:
+            raise RuntimeError("need_analyzer did not start")
+        time.sleep(0.02)
+
+
+def latency(analyzer: RuleAnalyzer, texts: list[str], rounds: int) -> dict[str, Any]:
+    for text in texts:
+        analyzer.analyze(text)
+    timings = []
+    for _ in range(rounds):
+        for text in texts:
+            started = time.perf_counter()
+            analyzer.analyze(text)
+            timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return {
+        "messages": len(texts),
+        "rounds": rounds,
+        "median_ms": round(statistics.median(timings), 3),
+        "p99_ms": round(timings[int(0.99 * (len(timings) - 1))], 3),
+        "max_ms": round(timings[-1], 3),
+    }
+
+
+def main() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as cache:
+        service_start_and_memory(Path(cache))  # first start builds jieba's cache
+        service = service_start_and_memory(Path(cache))
+        loaded = time.perf_counter()
+        analyzer = RuleAnalyzer(OfflineModels(Path(cache)))
+        load_seconds = time.perf_counter() - loaded
+    texts = [message["text"] for message in load()]
+    figures = latency(analyzer, texts, rounds=5)
+    return {
+        "benchmark": "analyzer",
+        "analyzer_version": analyzer.version,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "per_message": figures,
+        "model_load_seconds": round(load_seconds, 2),
+        "service": service,
+        "this_process_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
+    }
+
+
+if __name__ == "__main__":
+    result = main()
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"analyzer-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"written to {out}")
