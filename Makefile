@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KEFU := $(VENV)/bin/kefu
 
-.PHONY: run test lint unit bench bench-analyzer evaluate install services clean
+.PHONY: run test lint unit bench bench-analyzer bench-report evaluate install services clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,14 @@ bench: install services
 bench-analyzer: install services
 	$(PY) -m bench.analyzer
 
-# Accuracy of the need analyzer on its labelled set (add ARGS=--misses to list the errors).
+bench-report: install services
+	$(PY) -m bench.satisfaction_report
+
+# Accuracy of the need analyzer and of the satisfaction text rules on their labelled sets
+# (add ARGS=--misses to list the errors).
 evaluate: install
 	$(PY) -m services.need_analyzer.evaluation $(ARGS)
+	$(PY) -m services.feedback.evaluation $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

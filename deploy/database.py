@@ -72,9 +72,6 @@ async def create_roles_and_schemas(admin_url: str, password: SecretStr | None) -
             await conn.execute(
                 f"CREATE SCHEMA IF NOT EXISTS {_quote(service)} AUTHORIZATION {role}"
             )
-            await conn.execute(
-                f"ALTER ROLE {role} IN DATABASE {database} SET search_path = {_quote(service)}"
-            )
     finally:
         await conn.close()
 

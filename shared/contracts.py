@@ -62,7 +62,14 @@ class Thumbs(_Model):
     value: Literal["up", "down"]
 
 
-Rating = Annotated[Csat5 | Nps10 | Ces7 | Thumbs, Field(discriminator="scale")]
+class Faces3(_Model):
+    """Three faces, as many helpdesk surveys ask: great, okay, not good."""
+
+    scale: Literal["faces3"]
+    value: Literal["great", "okay", "not_good"]
+
+
+Rating = Annotated[Csat5 | Nps10 | Ces7 | Thumbs | Faces3, Field(discriminator="scale")]
 
 
 class CustomerRef(_Model):

@@ -1,6 +1,7 @@
 """Composition root of feedback."""
 
 from services.feedback.adapters import tables
+from services.feedback.entrypoints.http import router
 from services.feedback.handlers import handlers
 from shared.service import ServiceDefinition
 
@@ -9,5 +10,6 @@ definition = ServiceDefinition(
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,
+    routers=[router],
     handlers=handlers,
 )

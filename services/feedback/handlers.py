@@ -1,11 +1,17 @@
-"""feedback's message handlers: keep one satisfaction verdict per issue and publish each change."""
+"""feedback's message handlers: one satisfaction verdict per issue, published at each change.
+
+An explicit rating beats satisfaction stated in text; between two of a kind the later one
+wins. The verdict row also keeps the issue's latest NPS and CES answers, channel and intent,
+which the satisfaction report reads; events may arrive in any order and fill them in.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.feedback.adapters.tables import feedback, issues, verdicts
@@ -16,17 +22,29 @@ from services.feedback.domain.satisfaction import (
     supersedes,
 )
 from shared.contracts import (
+    Ces7,
     CloudEvent,
     CustomerRef,
     EventData,
     FeedbackSubmitted,
     IssueAnalyzed,
     IssueReceived,
+    Nps10,
     PreviousVerdict,
+    Rating,
     SatisfactionEvaluated,
 )
 from shared.db import UnitOfWork, lock_for_transaction, upsert
 from shared.messaging.consumer import Handler
+
+
+def _answers(rating: Rating | None, at: datetime, row: Row[Any] | None) -> dict[str, Any]:
+    """The NPS or CES answer a rating gives, if it is newer than the one kept."""
+    if isinstance(rating, Nps10) and (row is None or row.nps_at is None or at >= row.nps_at):
+        return {"nps": rating.value, "nps_at": at}
+    if isinstance(rating, Ces7) and (row is None or row.ces_at is None or at >= row.ces_at):
+        return {"ces": rating.value, "ces_at": at}
+    return {}
 
 
 async def _evaluate(
@@ -35,26 +53,37 @@ async def _evaluate(
     customer: CustomerRef | None,
     assessment: Assessment,
     stated_at: datetime,
+    rating: Rating | None = None,
 ) -> None:
     """Record the verdict if it changes the issue's current one, and publish the change."""
-    current_row = None
+    current_row = context = None
     if issue_id is not None:
         await lock_for_transaction(uow.session, f"verdict:{issue_id}")
         current_row = (
             await uow.session.execute(select(verdicts).where(verdicts.c.issue_id == issue_id))
+        ).first()
+        context = (
+            await uow.session.execute(select(issues).where(issues.c.issue_id == issue_id))
         ).first()
     current = (
         Assessment(current_row.verdict, current_row.score, current_row.source, current_row.basis)
         if current_row
         else None
     )
-    current_at = current_row.decided_at if current_row else None
-    if not supersedes(assessment, stated_at, current, current_at):
+    answers = _answers(rating, stated_at, current_row)
+    changed = supersedes(
+        assessment, stated_at, current, current_row.decided_at if current_row else None
+    )
+    if not changed:
+        if answers and current_row is not None:
+            await uow.session.execute(
+                verdicts.update().where(verdicts.c.id == current_row.id).values(**answers)
+            )
         return
     if customer is None and current_row is not None and current_row.customer:
         customer = CustomerRef.model_validate(current_row.customer)
     now = datetime.now(UTC)
-    values = {
+    values: dict[str, Any] = {
         "customer": customer.model_dump(mode="json") if customer else None,
         "verdict": assessment.verdict,
         "score": assessment.score,
@@ -62,7 +91,10 @@ async def _evaluate(
         "basis": assessment.basis,
         "decided_at": stated_at,
         "evaluated_at": now,
+        **answers,
     }
+    if context is not None:
+        values.update(channel=context.channel, intent=context.intent)
     if current_row is None:
         await uow.session.execute(
             verdicts.insert().values(id=uuid.uuid4(), issue_id=issue_id, **values)
@@ -75,7 +107,7 @@ async def _evaluate(
         SatisfactionEvaluated(
             issue_id=issue_id,
             customer=customer,
-            score=assessment.score,
+            score=round(assessment.score, 4),
             verdict=assessment.verdict,
             source=assessment.source,
             basis=assessment.basis,
@@ -85,12 +117,20 @@ async def _evaluate(
     )
 
 
+async def _remember(uow: UnitOfWork, issue_id: uuid.UUID, **context: Any) -> None:
+    """Keep what is known of the issue, and give it to its verdict (which may exist already)."""
+    await upsert(uow.session, issues, {"issue_id": issue_id}, **context)
+    shown = {k: v for k, v in context.items() if k in ("channel", "intent")}
+    await uow.session.execute(
+        verdicts.update().where(verdicts.c.issue_id == issue_id).values(**shown)
+    )
+
+
 async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueReceived)
-    await upsert(
-        uow.session,
-        issues,
-        {"issue_id": data.issue_id},
+    await _remember(
+        uow,
+        data.issue_id,
         channel=data.channel,
         customer=data.customer.model_dump(mode="json"),
         received_at=data.received_at,
@@ -118,18 +158,14 @@ async def on_feedback_submitted(event: CloudEvent, data: EventData, uow: UnitOfW
     if assessment is None and data.comment:
         assessment = assess_text(data.comment)
     if assessment is not None:
-        await _evaluate(uow, data.issue_id, data.customer, assessment, data.submitted_at)
+        await _evaluate(
+            uow, data.issue_id, data.customer, assessment, data.submitted_at, data.rating
+        )
 
 
 async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueAnalyzed)
-    await upsert(
-        uow.session,
-        issues,
-        {"issue_id": data.issue_id},
-        intent=data.analysis.intent,
-        channel=data.channel,
-    )
+    await _remember(uow, data.issue_id, intent=data.analysis.intent, channel=data.channel)
 
 
 handlers: dict[str, Handler] = {

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import Row
 
 from services.intake.adapters import repository as repo
@@ -17,9 +18,12 @@ from shared.contracts import (
     FeedbackSubmitted,
     IssueReceived,
     IssueResolved,
+    Rating,
     Resolution,
 )
 from shared.db import UnitOfWork
+
+_ratings: TypeAdapter[Rating] = TypeAdapter(Rating)
 
 
 class Conflict(Exception):
@@ -40,6 +44,8 @@ class NotFound(Exception):
 class Accepted:
     id: uuid.UUID
     duplicate: bool
+    # Feedback on an issue that has not arrived yet is kept, and published when it does.
+    pending_issue: bool = False
 
 
 def _customer_ref(row: Row[Any]) -> CustomerRef:
@@ -101,12 +107,13 @@ async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str
         winner = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
         assert winner is not None
         return _replay(winner, fingerprint, "an issue")
+    customer_ref = _customer_ref(customer)
     await uow.emit(
         IssueReceived(
             issue_id=issue_id,
             channel=cmd.channel,
             external_id=cmd.external_id,
-            customer=_customer_ref(customer),
+            customer=customer_ref,
             subject=cmd.subject,
             text=cmd.text,
             language=cmd.language,
@@ -115,6 +122,20 @@ async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str
             received_at=received_at,
         )
     )
+    pending = await repo.link_pending_feedback(
+        uow.session, issue_id, customer.id, cmd.channel, cmd.external_id
+    )
+    for row in pending:
+        await uow.emit(
+            FeedbackSubmitted(
+                feedback_id=row.id,
+                issue_id=issue_id,
+                customer=customer_ref,
+                rating=_ratings.validate_python(row.rating) if row.rating else None,
+                comment=row.comment,
+                submitted_at=row.submitted_at,
+            )
+        )
     return Accepted(id=issue_id, duplicate=False)
 
 
@@ -124,15 +145,21 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
     if cmd.channel and cmd.external_id:
         existing = await repo.feedback_by_key(uow.session, cmd.channel, cmd.external_id)
         if existing is not None:
-            return _replay(existing, fingerprint, "feedback")
+            waiting = existing.issue_id is None and existing.issue_channel is not None
+            return replace(_replay(existing, fingerprint, "feedback"), pending_issue=waiting)
+    issue = None
     if cmd.issue_id is not None:
         issue = await repo.get_issue(uow.session, cmd.issue_id)
         if issue is None:
             raise NotFound("issue_id", f"no issue {cmd.issue_id}")
+    elif cmd.issue is not None:
+        issue = await repo.issue_by_key(uow.session, cmd.issue.channel, cmd.issue.external_id)
+    if issue is not None:
         customer = await repo.get_customer(uow.session, issue.customer_id)
-    else:
-        assert cmd.customer is not None
+    elif cmd.customer is not None:
         customer = await _customer(uow, cmd.customer, default_region)
+    else:
+        customer = None  # known once the issue arrives
     feedback_id = uuid.uuid4()
     now = datetime.now(UTC)
     # A channel's clock may run ahead; a future time would outrank every later rating.
@@ -140,8 +167,10 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
     inserted = await repo.insert_feedback(
         uow.session,
         id=feedback_id,
-        issue_id=cmd.issue_id,
-        customer_id=customer.id,
+        issue_id=issue.id if issue is not None else None,
+        issue_channel=cmd.issue.channel if cmd.issue else None,
+        issue_external_id=cmd.issue.external_id if cmd.issue else None,
+        customer_id=customer.id if customer is not None else None,
         rating=cmd.rating.model_dump(mode="json") if cmd.rating else None,
         comment=cmd.comment,
         channel=cmd.channel,
@@ -155,11 +184,13 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
         winner = await repo.feedback_by_key(uow.session, cmd.channel, cmd.external_id)
         assert winner is not None
         return _replay(winner, fingerprint, "feedback")
+    if issue is None and cmd.issue is not None:
+        return Accepted(id=feedback_id, duplicate=False, pending_issue=True)
     await uow.emit(
         FeedbackSubmitted(
             feedback_id=feedback_id,
-            issue_id=cmd.issue_id,
-            customer=_customer_ref(customer),
+            issue_id=issue.id if issue is not None else None,
+            customer=_customer_ref(customer) if customer is not None else None,
             rating=cmd.rating,
             comment=cmd.comment,
             submitted_at=submitted_at,

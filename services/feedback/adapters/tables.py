@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, Index, String, Table, Text, Uuid
+from sqlalchemy import Column, DateTime, Float, Index, SmallInteger, String, Table, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
@@ -34,11 +34,12 @@ feedback = Table(
 )
 Index("ix_feedback_issue_id", feedback.c.issue_id)
 
+# One row per issue (or per customer-level feedback): the current verdict, the latest NPS and
+# CES answers, and the issue's channel and intent, so that reports read one table.
 verdicts = Table(
     "verdicts",
     metadata,
     Column("id", Uuid, primary_key=True),
-    # Null for feedback about a customer rather than an issue: each such verdict stands alone.
     Column("issue_id", Uuid, unique=True),
     Column("customer", JSONB),
     Column("verdict", String(20), nullable=False),
@@ -47,4 +48,16 @@ verdicts = Table(
     Column("basis", Text, nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("evaluated_at", DateTime(timezone=True), nullable=False),
+    Column("channel", String(20)),
+    Column("intent", String(40)),
+    Column("nps", SmallInteger),
+    Column("nps_at", DateTime(timezone=True)),
+    Column("ces", SmallInteger),
+    Column("ces_at", DateTime(timezone=True)),
+)
+# Reports filter on the period and read only these columns: an index-only scan.
+Index(
+    "ix_verdicts_report",
+    verdicts.c.decided_at,
+    postgresql_include=["verdict", "channel", "intent", "nps", "ces"],
 )

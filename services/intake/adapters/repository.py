@@ -140,6 +140,30 @@ async def feedback_by_key(session: AsyncSession, channel: str, external_id: str)
     ).first()
 
 
+async def link_pending_feedback(
+    session: AsyncSession,
+    issue_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    channel: str,
+    external_id: str,
+) -> list[Row[Any]]:
+    """Attach feedback that named this issue before it arrived; return the rows attached."""
+    return list(
+        (
+            await session.execute(
+                update(feedback)
+                .where(
+                    feedback.c.issue_id.is_(None),
+                    feedback.c.issue_channel == channel,
+                    feedback.c.issue_external_id == external_id,
+                )
+                .values(issue_id=issue_id, customer_id=customer_id)
+                .returning(feedback)
+            )
+        ).all()
+    )
+
+
 async def insert_feedback(session: AsyncSession, **values: Any) -> bool:
     inserted = await session.execute(
         insert(feedback)

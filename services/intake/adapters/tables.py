@@ -61,7 +61,10 @@ feedback = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("issue_id", Uuid, ForeignKey(issues.c.id)),
-    Column("customer_id", Uuid, ForeignKey(customers.c.id), nullable=False),
+    # Feedback on an issue named by its channel key, kept until that issue arrives.
+    Column("issue_channel", String(20)),
+    Column("issue_external_id", String(200)),
+    Column("customer_id", Uuid, ForeignKey(customers.c.id)),
     Column("rating", JSONB),
     Column("comment", Text),
     Column("channel", String(20)),
@@ -72,3 +75,9 @@ feedback = Table(
     UniqueConstraint("channel", "external_id"),
 )
 Index("ix_feedback_issue_id", feedback.c.issue_id)
+Index(
+    "ix_feedback_pending_issue",
+    feedback.c.issue_channel,
+    feedback.c.issue_external_id,
+    postgresql_where=feedback.c.issue_id.is_(None),
+)

@@ -124,8 +124,16 @@ class SubmitIssueBatch(BaseModel):
     items: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
+class IssueRef(_Command):
+    """An issue by the channel's own id: it may not have reached Kefu yet."""
+
+    channel: Channel
+    external_id: ShortText
+
+
 class SubmitFeedback(_Command):
     issue_id: uuid.UUID | None = None
+    issue: IssueRef | None = None
     customer: CustomerIn | None = None
     rating: StrictRating | None = None
     comment: LongText | None = None
@@ -135,8 +143,10 @@ class SubmitFeedback(_Command):
 
     @model_validator(mode="after")
     def _complete(self) -> SubmitFeedback:
-        if self.issue_id is None and self.customer is None:
-            raise ValueError("give issue_id or customer")
+        if self.issue_id is not None and self.issue is not None:
+            raise ValueError("give issue_id or issue, not both")
+        if self.issue_id is None and self.issue is None and self.customer is None:
+            raise ValueError("give issue_id, issue or customer")
         if self.rating is None and self.comment is None:
             raise ValueError("give a rating, a comment or both")
         if self.external_id is not None and self.channel is None:

@@ -49,7 +49,8 @@ def domain_problems(*, not_found: int = 422) -> Iterator[None]:
 
 
 def _accepted(result: handlers.Accepted, key: str) -> JSONResponse:
-    body = {key: str(result.id), "status": "accepted", "duplicate": result.duplicate}
+    status = "pending_issue" if result.pending_issue else "accepted"
+    body = {key: str(result.id), "status": status, "duplicate": result.duplicate}
     return JSONResponse(body, status_code=200 if result.duplicate else 202)
 
 

@@ -1,0 +1,106 @@
+"""Satisfaction stated in text, and the report arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import TypeAdapter
+
+from services.feedback.domain.reports import Counts, summarise
+from services.feedback.domain.satisfaction import assess_rating, assess_text
+from services.feedback.evaluation import accuracy, evaluate, load
+from shared.contracts import Rating
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("满意度为中", "neutral"),
+        ("非常满意", "satisfied"),
+        ("不太满意", "dissatisfied"),
+        ("一般般", "neutral"),
+        ("还行", "neutral"),
+        ("5分", "satisfied"),
+        ("给个差评", "dissatisfied"),
+        ("satisfaction: medium", "neutral"),
+        ("very happy with the support", "satisfied"),
+        ("not satisfied", "dissatisfied"),
+        ("3/5", "neutral"),
+        ("would not recommend", "dissatisfied"),
+        ("没有不满意", "satisfied"),
+        ("不是很满意", "dissatisfied"),
+        ("8/10", "neutral"),
+        ("I'd give you a 9", "satisfied"),
+        ("★★☆☆☆", "dissatisfied"),
+        ("退款收到了，整体还算满意，就是物流慢了点", "satisfied"),
+    ],
+)
+def test_statements_of_the_issue(text: str, verdict: str) -> None:
+    assessment = assess_text(text)
+    assert assessment is not None and assessment.verdict == verdict, assessment
+    assert assessment.source == "implicit" and 0 <= assessment.score <= 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我的快递还没到",
+        "请尽快退款",
+        "How do I reset my password?",
+        "满意度调查怎么填？",
+        "我需要一个满意的答复",
+        "等了5分钟",
+        "what is your satisfaction guarantee?",
+        "",
+    ],
+)
+def test_no_statement_no_verdict(text: str) -> None:
+    assert assess_text(text) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict", "score"),
+    [("great", "satisfied", 1.0), ("okay", "neutral", 0.5), ("not_good", "dissatisfied", 0.0)],
+)
+def test_faces3(value: str, verdict: str, score: float) -> None:
+    assessment = assess_rating(
+        TypeAdapter(Rating).validate_python({"scale": "faces3", "value": value})
+    )
+    assert (assessment.verdict, assessment.score) == (verdict, score)
+
+
+def test_corpus_accuracy_does_not_regress() -> None:
+    rows = load()
+    assert len(rows) >= 150
+    assert {row["language"] for row in rows} == {"zh", "en"}
+    confusion, _ = evaluate(rows)
+    assert accuracy(confusion) >= 0.93
+
+
+def test_report_arithmetic_against_hand_computed_values() -> None:
+    # 10 rated: 6 satisfied, 1 neutral, 3 dissatisfied -> CSAT 60 %.
+    # NPS answers 9, 10, 7, 3, 6 -> 2 promoters, 1 passive, 2 detractors -> NPS 0.
+    # CES answers 7, 5, 2 -> 14 / 3 = 4.67.
+    counts = Counts(
+        rated=10,
+        satisfied=6,
+        neutral=1,
+        dissatisfied=3,
+        nps_answers=5,
+        promoters=2,
+        detractors=2,
+        ces_answers=3,
+        ces_sum=14,
+    )
+    summary = summarise(counts)
+    assert summary["csat_percent"] == 60.0
+    assert summary["nps"] == {
+        "score": 0.0,
+        "answers": 5,
+        "promoters": 2,
+        "passives": 1,
+        "detractors": 2,
+    }
+    assert summary["ces"] == {"average": 4.67, "answers": 3}
+    assert summarise(Counts())["csat_percent"] is None
+    assert summarise(Counts(nps_answers=4, promoters=3, detractors=0))["nps"]["score"] == 75.0
+    assert (counts + counts).rated == 20
