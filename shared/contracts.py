@@ -33,6 +33,8 @@ Intent = Literal[
     "other",
 ]
 SentimentLabel = Literal["negative", "neutral", "positive"]
+FollowupStatus = Literal["open", "contacted", "resolved", "dismissed"]
+ProposalStatus = Literal["open", "accepted", "in_progress", "done", "rejected"]
 Urgency = Literal["low", "normal", "high", "urgent"]
 
 
@@ -184,16 +186,42 @@ class SatisfactionEvaluated(EventData):
 
 
 class FollowupRequired(EventData):
+    """A customer who is not satisfied: someone should get back to them."""
+
     TYPE: ClassVar[str] = "kefu.improvement.followup_required"
     followup_id: uuid.UUID
     issue_id: uuid.UUID | None = None
     customer: CustomerRef | None = None
+    channel: Channel | None = None
     need: str | None = None
     intent: Intent | None = None
     verdict: Verdict
     reason: str
     summary: str
+    status: FollowupStatus = "open"
     created_at: datetime
+
+
+class FollowupUpdated(EventData):
+    """A follow-up changed: its status (by a person, or closed by a satisfied verdict), its
+    verdict, or what is known of the need."""
+
+    TYPE: ClassVar[str] = "kefu.improvement.followup_updated"
+    followup_id: uuid.UUID
+    issue_id: uuid.UUID | None = None
+    customer: CustomerRef | None = None
+    channel: Channel | None = None
+    need: str | None = None
+    intent: Intent | None = None
+    verdict: Verdict
+    reason: str
+    summary: str
+    status: FollowupStatus
+    previous_status: FollowupStatus
+    change: Literal["status", "verdict", "analysis", "satisfied", "reopened"]
+    by: str | None = None
+    note: str | None = None
+    updated_at: datetime
 
 
 class Evidence(_Model):
@@ -201,15 +229,47 @@ class Evidence(_Model):
     dissatisfied: int
     csat: float | None = None
     trend: float | None = None
+    rated: int = 0
+    satisfied: int = 0
+    dissatisfied_share: float | None = None
+    baseline_issues: int = 0
+    baseline_csat: float | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    sample_issue_ids: list[uuid.UUID] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
 
 
 class ImprovementProposed(EventData):
     TYPE: ClassVar[str] = "kefu.improvement.proposed"
     proposal_id: uuid.UUID
     theme: str
+    theme_kind: Literal["intent", "need"] | None = None
+    theme_key: str | None = None
     evidence: Evidence
     recommendation: str
     priority: float
+    status: ProposalStatus = "open"
+    opened_at: datetime | None = None
+
+
+class ImprovementUpdated(EventData):
+    """An open proposal got new evidence, or people moved it along."""
+
+    TYPE: ClassVar[str] = "kefu.improvement.updated"
+    proposal_id: uuid.UUID
+    theme: str
+    theme_kind: Literal["intent", "need"]
+    theme_key: str
+    evidence: Evidence
+    recommendation: str
+    priority: float
+    status: ProposalStatus
+    previous_status: ProposalStatus
+    change: Literal["evidence", "status"]
+    by: str | None = None
+    note: str | None = None
+    updated_at: datetime
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {
@@ -221,7 +281,9 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         IssueAnalyzed,
         SatisfactionEvaluated,
         FollowupRequired,
+        FollowupUpdated,
         ImprovementProposed,
+        ImprovementUpdated,
     )
 }
 

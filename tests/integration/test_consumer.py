@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from services.improvement.adapters.tables import followups, outbox
 from services.improvement.bootstrap import definition as improvement
-from services.improvement.handlers import handlers as improvement_handlers
+from services.improvement.domain.themes import Thresholds
+from services.improvement.handlers import make_handlers
 from shared.contracts import (
     CloudEvent,
     CustomerRef,
@@ -33,6 +34,7 @@ from tests.integration.conftest import open_database
 from tests.support import publish, queue_depth, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+improvement_handlers = make_handlers(Thresholds())
 
 
 def li_si_verdict(issue_id: uuid.UUID) -> SatisfactionEvaluated:

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from services.improvement.adapters.tables import followups
 from services.improvement.bootstrap import definition as improvement
-from services.improvement.handlers import handlers as improvement_handlers
+from services.improvement.domain.themes import Thresholds
+from services.improvement.handlers import make_handlers
 from shared.contracts import (
     Analysis,
     CustomerRef,
@@ -30,6 +31,7 @@ from tests.integration.conftest import open_database
 from tests.support import publish, queue_depth, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+improvement_handlers = make_handlers(Thresholds())
 
 
 @pytest.mark.parametrize("service", SERVICES)

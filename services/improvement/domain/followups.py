@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import re
 
-from shared.contracts import Verdict
+from shared.contracts import FollowupStatus, ProposalStatus, Verdict
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+
+# What people may do with a follow-up; a satisfied verdict also resolves an open one.
+FOLLOWUP_MOVES: dict[FollowupStatus, frozenset[FollowupStatus]] = {
+    "open": frozenset({"contacted", "resolved", "dismissed"}),
+    "contacted": frozenset({"resolved", "dismissed", "open"}),
+    "resolved": frozenset({"open"}),
+    "dismissed": frozenset({"open"}),
+}
+PROPOSAL_MOVES: dict[ProposalStatus, frozenset[ProposalStatus]] = {
+    "open": frozenset({"accepted", "rejected"}),
+    "accepted": frozenset({"in_progress", "rejected"}),
+    "in_progress": frozenset({"done", "rejected"}),
+    "done": frozenset(),
+    "rejected": frozenset(),
+}
+ACTIVE_PROPOSAL: frozenset[ProposalStatus] = frozenset({"open", "accepted", "in_progress"})
 
 
 def needs_followup(verdict: Verdict) -> bool:
