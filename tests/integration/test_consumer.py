@@ -11,6 +11,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import func, select
 
+from deploy import dlq as dlq_tool
 from services.improvement.adapters.tables import followups, outbox
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.domain.themes import Thresholds
@@ -194,3 +195,17 @@ async def test_database_outage_pauses_instead_of_dead_lettering(
     await consumer.stop()
     await down.dispose()
     await good.dispose()
+
+
+async def test_dead_letters_are_visible_and_can_be_replayed(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    """Left by the DLQ test above: the poison event and the junk message."""
+    dlq = dead_letter_queue_name("dlqcheck")
+    seen = await asyncio.to_thread(dlq_tool.peek, private_stack.amqp_url, "dlqcheck")
+    assert len(seen) == 2 and {item["reason"] for item in seen} <= {"delivery_limit", "rejected"}
+    assert await queue_depth(amqp, dlq) == 2  # peeking takes nothing away
+    moved = await asyncio.to_thread(dlq_tool.replay, private_stack.amqp_url, "dlqcheck")
+    assert moved == 2
+    assert await queue_depth(amqp, dlq) == 0
+    assert await queue_depth(amqp, "kefu.dlqcheck") == 2
