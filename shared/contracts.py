@@ -185,10 +185,7 @@ class SatisfactionEvaluated(EventData):
     evaluated_at: datetime
 
 
-class FollowupRequired(EventData):
-    """A customer who is not satisfied: someone should get back to them."""
-
-    TYPE: ClassVar[str] = "kefu.improvement.followup_required"
+class _Followup(EventData):
     followup_id: uuid.UUID
     issue_id: uuid.UUID | None = None
     customer: CustomerRef | None = None
@@ -198,24 +195,21 @@ class FollowupRequired(EventData):
     verdict: Verdict
     reason: str
     summary: str
+
+
+class FollowupRequired(_Followup):
+    """A customer who is not satisfied: someone should get back to them."""
+
+    TYPE: ClassVar[str] = "kefu.improvement.followup_required"
     status: FollowupStatus = "open"
     created_at: datetime
 
 
-class FollowupUpdated(EventData):
+class FollowupUpdated(_Followup):
     """A follow-up changed: its status (by a person, or closed by a satisfied verdict), its
     verdict, or what is known of the need."""
 
     TYPE: ClassVar[str] = "kefu.improvement.followup_updated"
-    followup_id: uuid.UUID
-    issue_id: uuid.UUID | None = None
-    customer: CustomerRef | None = None
-    channel: Channel | None = None
-    need: str | None = None
-    intent: Intent | None = None
-    verdict: Verdict
-    reason: str
-    summary: str
     status: FollowupStatus
     previous_status: FollowupStatus
     change: Literal["status", "verdict", "analysis", "satisfied", "reopened"]
@@ -253,18 +247,10 @@ class ImprovementProposed(EventData):
     opened_at: datetime | None = None
 
 
-class ImprovementUpdated(EventData):
+class ImprovementUpdated(ImprovementProposed):
     """An open proposal got new evidence, or people moved it along."""
 
     TYPE: ClassVar[str] = "kefu.improvement.updated"
-    proposal_id: uuid.UUID
-    theme: str
-    theme_kind: Literal["intent", "need"]
-    theme_key: str
-    evidence: Evidence
-    recommendation: str
-    priority: float
-    status: ProposalStatus
     previous_status: ProposalStatus
     change: Literal["evidence", "status"]
     by: str | None = None

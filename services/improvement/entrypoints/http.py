@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, Table, func, select
 
 from services.improvement import handlers
 from services.improvement.adapters.tables import followups, proposals
 from services.improvement.domain.themes import theme_name
 from shared.auth import Principal, require
-from shared.contracts import FollowupStatus, ProposalStatus
+from shared.contracts import FollowupStatus, Intent, ProposalStatus
 from shared.http import DatabaseDep
 from shared.problems import Problem
 
@@ -86,13 +86,26 @@ def _proposal(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+async def _page(
+    db: DatabaseDep, table: Table, conditions: list[Any], order: list[Any], limit: int, offset: int
+) -> tuple[int, list[Row[Any]]]:
+    async with db.unit_of_work() as uow:
+        total = await uow.session.scalar(select(func.count()).select_from(table).where(*conditions))
+        rows = (
+            await uow.session.execute(
+                select(table).where(*conditions).order_by(*order).limit(limit).offset(offset)
+            )
+        ).all()
+    return total or 0, list(rows)
+
+
 @router.get("/followups")
 async def list_followups(
     db: DatabaseDep,
     _: CanRead,
     status: FollowupStatus | None = None,
     issue_id: uuid.UUID | None = None,
-    intent: str | None = None,
+    intent: Intent | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -106,19 +119,9 @@ async def list_followups(
         )
         if c is not None
     ]
-    async with db.unit_of_work() as uow:
-        total = await uow.session.scalar(
-            select(func.count()).select_from(followups).where(*conditions)
-        )
-        rows = (
-            await uow.session.execute(
-                select(followups)
-                .where(*conditions)
-                .order_by(followups.c.created_at.desc(), followups.c.id)
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
+    total, rows = await _page(
+        db, followups, conditions, [followups.c.created_at.desc(), followups.c.id], limit, offset
+    )
     return {"total": total, "offset": offset, "items": [_followup(row) for row in rows]}
 
 
@@ -139,7 +142,7 @@ async def list_improvements(
     db: DatabaseDep,
     _: CanRead,
     status: ProposalStatus | None = None,
-    theme_kind: str | None = None,
+    theme_kind: Literal["intent", "need"] | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -152,19 +155,8 @@ async def list_improvements(
         )
         if c is not None
     ]
-    async with db.unit_of_work() as uow:
-        total = await uow.session.scalar(
-            select(func.count()).select_from(proposals).where(*conditions)
-        )
-        rows = (
-            await uow.session.execute(
-                select(proposals)
-                .where(*conditions)
-                .order_by(proposals.c.priority.desc(), proposals.c.opened_at, proposals.c.id)
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
+    order = [proposals.c.priority.desc(), proposals.c.opened_at, proposals.c.id]
+    total, rows = await _page(db, proposals, conditions, order, limit, offset)
     return {"total": total, "offset": offset, "items": [_proposal(row) for row in rows]}
 
 
