@@ -212,7 +212,7 @@ class FollowupUpdated(_Followup):
     TYPE: ClassVar[str] = "kefu.improvement.followup_updated"
     status: FollowupStatus
     previous_status: FollowupStatus
-    change: Literal["status", "verdict", "analysis", "satisfied", "reopened"]
+    change: Literal["status", "note", "verdict", "analysis", "context", "satisfied", "reopened"]
     by: str | None = None
     note: str | None = None
     updated_at: datetime
@@ -252,7 +252,7 @@ class ImprovementUpdated(ImprovementProposed):
 
     TYPE: ClassVar[str] = "kefu.improvement.updated"
     previous_status: ProposalStatus
-    change: Literal["evidence", "status"]
+    change: Literal["evidence", "status", "note"]
     by: str | None = None
     note: str | None = None
     updated_at: datetime

@@ -119,6 +119,8 @@ async def _evaluate(
 
 async def _remember(uow: UnitOfWork, issue_id: uuid.UUID, **context: Any) -> None:
     """Keep what is known of the issue, and give it to its verdict (which may exist already)."""
+    # Under the verdict's lock: a verdict being written at the same time must not miss it.
+    await lock_for_transaction(uow.session, f"verdict:{issue_id}")
     await upsert(uow.session, issues, {"issue_id": issue_id}, **context)
     shown = {k: v for k, v in context.items() if k in ("channel", "intent")}
     await uow.session.execute(
@@ -165,7 +167,19 @@ async def on_feedback_submitted(event: CloudEvent, data: EventData, uow: UnitOfW
 
 async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueAnalyzed)
-    await _remember(uow, data.issue_id, intent=data.analysis.intent, channel=data.channel)
+    await lock_for_transaction(uow.session, f"verdict:{data.issue_id}")
+    known = (
+        await uow.session.execute(select(issues).where(issues.c.issue_id == data.issue_id))
+    ).first()
+    if known is not None and known.analyzed_at and data.analyzed_at < known.analyzed_at:
+        return  # an older analysis (a redelivery after a re-analysis) changes nothing
+    await _remember(
+        uow,
+        data.issue_id,
+        intent=data.analysis.intent,
+        channel=data.channel,
+        analyzed_at=data.analyzed_at,
+    )
 
 
 handlers: dict[str, Handler] = {

@@ -172,7 +172,11 @@ async def move_followup(
     if row is None:
         raise NotFound(f"no follow-up {followup_id}")
     if status == row.status:
-        return row
+        if note is not None:  # same status, a new note: recorded, and an event like any change
+            await _update_followup(uow, row, "note", by=by, note=note)
+        return (
+            await uow.session.execute(followups.select().where(followups.c.id == followup_id))
+        ).one()
     if status not in FOLLOWUP_MOVES[row.status]:
         raise InvalidMove(f"a follow-up cannot go from {row.status} to {status}")
     await _update_followup(uow, row, "status", by=by, note=note, status=status)
@@ -270,12 +274,12 @@ async def move_proposal(
     ).first()
     if row is None:
         raise NotFound(f"no proposal {proposal_id}")
-    if status == row.status:
+    if status == row.status and note is None:
         return row
-    if status not in PROPOSAL_MOVES[row.status]:
+    if status != row.status and status not in PROPOSAL_MOVES[row.status]:
         raise InvalidMove(f"a proposal cannot go from {row.status} to {status}")
     now = datetime.now(UTC)
-    closed = {"closed_at": now} if status in ("done", "rejected") else {}
+    closed = {"closed_at": now} if status != row.status and status in ("done", "rejected") else {}
     updated = (
         await uow.session.execute(
             proposals.update()
@@ -284,8 +288,9 @@ async def move_proposal(
             .returning(proposals)
         )
     ).one()
+    change = "status" if status != row.status else "note"
     await uow.emit(
-        _updated_event(updated, previous_status=row.status, change="status", by=by, note=note)
+        _updated_event(updated, previous_status=row.status, change=change, by=by, note=note)
     )
     return updated
 
@@ -316,11 +321,9 @@ def make_handlers(thresholds: Thresholds) -> dict[str, Handler]:
             customer=data.customer.model_dump(mode="json"),
             received_at=data.received_at,
         )
-        await uow.session.execute(
-            followups.update()
-            .where(followups.c.issue_id == data.issue_id, followups.c.channel.is_(None))
-            .values(channel=data.channel)
-        )
+        existing = await repo.followup_for_issue(uow.session, data.issue_id)
+        if existing is not None and existing.channel is None:
+            await _update_followup(uow, existing, "context", channel=data.channel)
         await _themes_of(uow, [await repo.get_issue(uow.session, data.issue_id)], thresholds)
 
     async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
@@ -329,6 +332,8 @@ def make_handlers(thresholds: Thresholds) -> dict[str, Handler]:
         # Serialised with the verdict of the same issue, so a follow-up never misses its need.
         await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
         before = await repo.get_issue(uow.session, data.issue_id)
+        if before is not None and before.analyzed_at and data.analyzed_at < before.analyzed_at:
+            return  # an older analysis (a redelivery after a re-analysis) changes nothing
         await upsert(
             uow.session,
             issues,
@@ -337,6 +342,7 @@ def make_handlers(thresholds: Thresholds) -> dict[str, Handler]:
             need=analysis.need,
             need_key=need_key(analysis.need),
             intent=analysis.intent,
+            analyzed_at=data.analyzed_at,
         )
         existing = await repo.followup_for_issue(uow.session, data.issue_id)
         if existing is not None and (existing.need, existing.intent) != (

@@ -21,7 +21,7 @@ from shared.contracts import (
     Rating,
     Resolution,
 )
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, lock_for_transaction
 
 _ratings: TypeAdapter[Rating] = TypeAdapter(Rating)
 
@@ -82,6 +82,8 @@ def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
 async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str) -> Accepted:
     """Store the issue and its ``issue.received`` event in one transaction, once per key."""
     fingerprint = cmd.fingerprint()
+    # Serialised with feedback that names this issue by its key, so none is left waiting.
+    await lock_for_transaction(uow.session, f"issue-key:{cmd.channel}:{cmd.external_id}")
     # A retry must change nothing, not even the customer: answer it before touching anything.
     existing = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
     if existing is not None:
@@ -153,6 +155,9 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
         if issue is None:
             raise NotFound("issue_id", f"no issue {cmd.issue_id}")
     elif cmd.issue is not None:
+        await lock_for_transaction(
+            uow.session, f"issue-key:{cmd.issue.channel}:{cmd.issue.external_id}"
+        )
         issue = await repo.issue_by_key(uow.session, cmd.issue.channel, cmd.issue.external_id)
     if issue is not None:
         customer = await repo.get_customer(uow.session, issue.customer_id)
@@ -183,7 +188,8 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
         assert cmd.channel and cmd.external_id
         winner = await repo.feedback_by_key(uow.session, cmd.channel, cmd.external_id)
         assert winner is not None
-        return _replay(winner, fingerprint, "feedback")
+        waiting = winner.issue_id is None and winner.issue_channel is not None
+        return replace(_replay(winner, fingerprint, "feedback"), pending_issue=waiting)
     if issue is None and cmd.issue is not None:
         return Accepted(id=feedback_id, duplicate=False, pending_issue=True)
     await uow.emit(

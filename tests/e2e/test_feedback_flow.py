@@ -83,6 +83,17 @@ async def test_satisfaction_summary(services: ServiceProcesses) -> None:
             assert sum(total["verdicts"].values()) == total["rated"]
             if group_by != "none":
                 assert sum(group["rated"] for group in summary["groups"]) == total["rated"]
+        zoned = await client.get(
+            "/v1/satisfaction/summary", params={"group_by": "day", "tz": "Asia/Shanghai"}
+        )
+        assert zoned.status_code == 200 and zoned.json()["tz"] == "Asia/Shanghai"
+        for params, field in (
+            ({"tz": "Mars/Base"}, "tz"),
+            ({"until": "0001-01-05T00:00:00Z"}, "until"),
+            ({"since": "9999-12-31T23:00:00-05:00"}, "since"),
+        ):
+            refused = await client.get("/v1/satisfaction/summary", params=params)
+            assert refused.status_code == 422 and refused.json()["field"] == field, refused.text
         bad = await client.get("/v1/satisfaction/summary", params={"group_by": "week"})
         assert bad.status_code == 422 and bad.json()["field"] == "group_by"
         backwards = await client.get(

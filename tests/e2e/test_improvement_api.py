@@ -104,6 +104,12 @@ async def test_li_si_follow_up_reaches_a_subscriber_and_people_move_it(
                 f"{base}/v1/followups/{followup_id}", json={"status": "contacted", "by": "agent-7"}
             )
             assert back.status_code == 409
+            nul = await client.patch(
+                f"{base}/v1/followups/{followup_id}", json={"status": "open", "by": "agent\u0000"}
+            )
+            assert nul.status_code == 422 and nul.json()["field"] == "by"
+            huge = await client.get(f"{base}/v1/followups", params={"offset": 10**19})
+            assert huge.status_code == 422 and huge.json()["field"] == "offset"
             missing = await client.patch(
                 f"{base}/v1/followups/{uuid.uuid4()}", json={"status": "contacted", "by": "agent-7"}
             )

@@ -179,6 +179,7 @@ async def test_summary_arithmetic_against_hand_computed_values(private_stack: Se
         by_channel = await counts_by_group(uow.session, since, until, "channel")
         by_intent = await counts_by_group(uow.session, since, until, "intent")
         by_day = await counts_by_group(uow.session, since, until, "day")
+        by_shanghai_day = await counts_by_group(uow.session, since, until, "day", "Asia/Shanghai")
         only_day1 = await counts_by_group(
             uow.session, since, datetime(2025, 5, 2, tzinfo=UTC), "none"
         )
@@ -195,5 +196,25 @@ async def test_summary_arithmetic_against_hand_computed_values(private_stack: Se
         "unknown": 1,
     }
     assert {key: c.rated for key, c in by_day.items()} == {"2025-05-01": 2, "2025-05-02": 4}
+    # 23:30 UTC on 2 May is 07:30 on 3 May in Shanghai.
+    assert {key: c.rated for key, c in by_shanghai_day.items()} == {
+        "2025-05-01": 2,
+        "2025-05-03": 4,
+    }
     assert summarise(only_day1["all"])["csat_percent"] == 100.0
+    await db.dispose()
+
+
+async def test_an_older_analysis_arriving_late_changes_nothing(private_stack: Settings) -> None:
+    db = await open_database(private_stack, feedback_service)
+    issue_id = uuid.uuid4()
+    newer = analyzed(issue_id, "refund").model_copy(update={"analyzed_at": T0 + timedelta(days=1)})
+    await deliver(db, newer)
+    await deliver(db, analyzed(issue_id, "delivery"))  # analysed at T0: older
+    await deliver(db, feedback(issue_id, T0, scale="csat5", value=1))
+    async with db.unit_of_work() as uow:
+        row = (
+            await uow.session.execute(select(verdicts).where(verdicts.c.issue_id == issue_id))
+        ).one()
+    assert row.intent == "refund"
     await db.dispose()

@@ -98,6 +98,12 @@ def test_urgency(analyzer: RuleAnalyzer, text: str, urgency: str) -> None:
     assert analyzer.analyze(text).urgency == urgency
 
 
+def test_keywords_leave_out_urls_and_codes(analyzer: RuleAnalyzer) -> None:
+    token = "x" * 150
+    analysis = analyzer.analyze(f"my order page https://example.com/{token} shows an error")
+    assert analysis.keywords and all(len(word) <= 40 for word in analysis.keywords)
+
+
 def test_two_intents_give_a_secondary(analyzer: RuleAnalyzer) -> None:
     analysis = analyzer.analyze("包裹到了但是杯子碎了，我要退款")
     assert {analysis.intent, analysis.secondary} == {"refund", "product_quality"}

@@ -15,12 +15,17 @@ GroupBy = Literal["channel", "intent", "day", "none"]
 
 
 async def counts_by_group(
-    session: AsyncSession, since: datetime, until: datetime, group_by: GroupBy
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    group_by: GroupBy,
+    time_zone: str = "UTC",
 ) -> dict[str, Counts]:
+    """Counts per group; ``day`` is the calendar day in ``time_zone`` (an IANA name)."""
     key = {
         "channel": func.coalesce(verdicts.c.channel, "unknown"),
         "intent": func.coalesce(verdicts.c.intent, "unknown"),
-        "day": cast(func.timezone("UTC", verdicts.c.decided_at), Date),
+        "day": cast(func.timezone(time_zone, verdicts.c.decided_at), Date),
         "none": literal("all"),
     }[group_by].label("key")
     v = verdicts.c

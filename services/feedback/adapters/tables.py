@@ -20,6 +20,8 @@ issues = Table(
     Column("customer", JSONB),
     Column("intent", String(40)),
     Column("received_at", DateTime(timezone=True)),
+    # The analysis the intent comes from: an older one arriving late is ignored.
+    Column("analyzed_at", DateTime(timezone=True)),
 )
 
 feedback = Table(

@@ -91,62 +91,76 @@ _NUMBER_WORDS = {
     "five": 5,
 }
 _NUM = r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]|one|two|three|four|five)"
-_RATINGS = [
-    # 4/5, 8/10, 4 out of 5
-    re.compile(rf"(?<![\d/]){_NUM}\s*(?:/|out of|分之)\s*(5|10|五|十)(?![\d/])", re.I),
-    # 3 stars, 3星, 三颗星, five stars
-    re.compile(rf"(?<!\d){_NUM}\s*(?:颗)?(?:stars?|星)(?!期)", re.I),
-    # 打5分 / 给8分 / 5分 (not 5分钟)
-    re.compile(rf"(?:打|给|评)?(?:个|了)?(?<!\d){_NUM}\s*分(?![钟之])"),
-    # I'd give you a 9 / would rate it 7
-    re.compile(
-        r"\b(?:give|rate|rating|score|nps)\b[^.!?\d]{0,15}?(?<!\d)(\d+)(?!\s*(?:%|days?|"
-        r"hours?|minutes?|items?|times))\b",
-        re.I,
+# (pattern, group of the value, group of the scale or None for "5 unless above 5")
+_RATINGS: list[tuple[re.Pattern[str], int, int | None]] = [
+    (re.compile(rf"(?<![\d/.]){_NUM}\s*(?:/|out of)\s*(5|10|五|十)(?![\d/])", re.I), 1, 2),
+    (re.compile(rf"(5|10|五|十)\s*分之\s*{_NUM}"), 2, 1),  # 五分之四 = 4/5
+    (re.compile(rf"(?<!\d){_NUM}\s*(?:颗)?(?:stars?|星)(?!期)", re.I), 1, None),
+    (re.compile(rf"(?<![\d.]){_NUM}\s*分(?![钟之])"), 1, None),
+    (
+        re.compile(
+            r"\b(?:give|rate)\s+(?:you|it|them|this|us|the \w+)(?:\s+guys)?\s+(?:an?\s+)?"
+            r"(\d+)\b",
+            re.I,
+        ),
+        1,
+        None,
     ),
+    (re.compile(r"\bnps\b\D{0,5}(\d+)\b", re.I), 1, 10),
 ]
 _STARS = re.compile(r"([★⭐]+)(☆*)")
+# A number is a rating only where the words say so, or when it stands (nearly) alone:
+# "4/5" or "5分" is a rating; "my order of 4/5" or "扣了我5分" is not.
+_RATING_CONTEXT = re.compile(
+    r"rat(?:e|ing)|score|stars?|give|nps|review|recommend|likelihood|out of|评分|打分|打了?个?"
+    r"|给了?个?|评价|满意度|星|推荐",
+    re.I,
+)
 
 
 def _number(token: str) -> float:
     return float(_NUMBER_WORDS.get(token.lower(), 0) or token)
 
 
-def _rating_in_text(text: str) -> tuple[float, Verdict, str] | None:
-    """A rating written in the text: its 0..1 score, its verdict and the words that state it.
+def _rating_in_text(clause: str) -> tuple[float, Verdict, str] | None:
+    """A rating written in a clause: its 0..1 score, its verdict and the words that state it.
 
     Out of 10 it reads as nps10 (9-10 satisfied, 7-8 neutral); out of 5 as csat5."""
-    stars = _STARS.search(text)
-    if stars:
+    stars = _STARS.search(clause)
+    if stars and (len(stars.group(0)) >= 2 or _RATING_CONTEXT.search(clause)):
         full, empty = len(stars.group(1)), len(stars.group(2))
         out_of = full + empty if empty else 5
         if full <= out_of:
             score = (full - 1) / (out_of - 1)
             return score, verdict_for(score), stars.group(0)
-    for pattern in _RATINGS:
-        match = pattern.search(text)
+    for pattern, value_group, scale_group in _RATINGS:
+        match = pattern.search(clause)
         if not match:
             continue
-        value = _number(match.group(1))
-        if match.lastindex and match.lastindex >= 2 and pattern is _RATINGS[0]:
-            scale = _number(match.group(2))
-        else:
+        rest = (clause[: match.start()] + clause[match.end() :]).strip(" \t,.，。!！:：;；-")
+        if match.start() > 0 and len(rest) > 12 and not _RATING_CONTEXT.search(clause):
+            continue
+        value = _number(match.group(value_group))
+        if scale_group is None:
             scale = 5.0 if value <= 5 else 10.0
+        elif pattern.pattern.startswith(r"\bnps"):
+            scale = 10.0
+        else:
+            scale = _number(match.group(scale_group))
         if not 0 <= value <= scale:
             continue
         if scale == 5:
             score = max(0.0, (value - 1) / 4)
             return score, verdict_for(score), match.group(0).strip()
-        verdict = _band(int(value), 9, 7)
-        return value / 10, verdict, match.group(0).strip()
+        return value / 10, _band(int(value), 9, 7), match.group(0).strip()
     return None
 
 
 # ------------------------------------------------------------------ statements in words
 
 # Each entry: pattern, score. Checked in order; the negated and degree forms come before the
-# plain ones, so "不太满意" is never read as "满意". Chinese patterns match anywhere; English
-# ones on word boundaries.
+# plain ones, so "不太满意" is never read as "满意". A word counts only in a form that evaluates
+# the service: "happy with", not "happy to help"; "服务一般", not "一般几天到货".
 _LEVEL = {"satisfied": 0.85, "mild": 0.7, "neutral": 0.5, "dissatisfied": 0.15, "strong_neg": 0.0}
 _ZH: list[tuple[str, float]] = [
     (r"(?:没有|并没有|没|并不)不满意?", _LEVEL["mild"]),
@@ -156,57 +170,83 @@ _ZH: list[tuple[str, float]] = [
     (r"(?:非常|很|十分|特别|超级?|相当|太)满意", 1.0),
     (r"(?:比较|还算|挺|蛮|基本|还比较|总体|整体)(?:上)?(?:还算|还)?满意", _LEVEL["mild"]),
     (r"满意(?![度的])", _LEVEL["satisfied"]),
-    (r"五星好评|好评(?:如潮)?", _LEVEL["satisfied"]),
-    (r"中评", _LEVEL["neutral"]),
-    (r"差评", _LEVEL["strong_neg"]),
+    (r"五星好评|必须好评|给(?:个|你们|了)(?:五星)?好评|好评[!！]|^好评$", _LEVEL["satisfied"]),
+    (r"给(?:个|你们|了)?中评|^中评$", _LEVEL["neutral"]),
+    (r"给(?:个|你们|了)?差评|必须差评|差评[!！]|^差评$", _LEVEL["strong_neg"]),
     (
-        r"不好不坏|中规中矩|一般般|马马虎虎|凑合|so\s?so|还行吧?|还可以吧?|就那样|不算太差|(?<!不)一般(?!来说|情况)",
+        r"不好不坏|中规中矩|一般般|马马虎虎|凑合|so\s?so|还行吧?(?=\W*$)|还可以吧?(?=\W*$)|就那样"
+        r"|不算太差|(?:很|太|特别)一般|(?:服务|客服|体验|质量|态度|感觉|效果|产品|整体|总体|总的来说)"
+        r"(?:也|都|还|就|比较)?一般|^一般[吧啊呀]?(?=\W*$)",
         _LEVEL["neutral"],
     ),
     (
-        r"(?:再也不|不会再)会?(?:买|来|用)|不推荐|别买|失望|太差|很差|最差|最烂|差劲|糟糕透?|垃圾|坑人",
+        r"(?:再也不|不会再)会?(?:买|来|用)|不(?:会)?推荐|别买|失望|好差|真差|太差|很差|最差|最烂|差劲"
+        r"|糟糕透?|垃圾|坑人",
         _LEVEL["strong_neg"],
     ),
     (
-        r"(?:强烈)?推荐|点个?赞|(?:非常|很|太|超|真)棒|(?:服务|客服|体验|态度)(?:真|很|非常|特别|挺|超)?(?:好|棒|赞|不错|专业|贴心|周到)",
+        r"强烈推荐|值得推荐|会推荐给|推荐给(?:朋友|别人|大家|家人)|点个?赞|(?:非常|很|太|超|真)棒"
+        r"|(?:服务|客服|体验|态度)(?:真|很|非常|特别|挺|超)?(?:好|棒|赞|不错|专业|贴心|周到)"
+        r"(?!差|一点|的话|不好|吗)",
         _LEVEL["satisfied"],
     ),
 ]
 _EN: list[tuple[str, float]] = [
+    (r"\bneither\s+satisfied\s+nor\s+dissatisfied\b", _LEVEL["neutral"]),
     (r"\bcould(?:n'?t| not)\s+be\s+(?:happier|more\s+satisfied|better)\b", 1.0),
-    (r"\bnot\s+(?:\w+\s+)?(?:disappointed|unhappy|dissatisfied)\b", _LEVEL["mild"]),
+    (r"(?:\bnot|n't)\s+(?:\w+\s+)?(?:disappointed|unhappy|dissatisfied)\b", _LEVEL["mild"]),
     (
-        r"\b(?:not|n't|never|hardly)\s+(?:\w+\s+){0,2}?(?:happy|satisfied|pleased|impressed|good|"
-        r"great)\b",
+        r"(?:\bnot|n't|\bnever|\bhardly)\s+(?:\w+\s+){0,2}?(?:happy|satisf(?:i)?ed|pleased|"
+        r"impressed)\b",
         _LEVEL["dissatisfied"],
     ),
-    (r"\b(?:not|n't)\s+(?:that\s+|too\s+)?(?:bad|terrible|awful)\b", _LEVEL["neutral"]),
+    (
+        r"\b(?:was|is|were|been|are)\s*(?:not|n't)\s+(?:very\s+|that\s+|so\s+)?(?:good|great)\b",
+        _LEVEL["dissatisfied"],
+    ),
+    (r"(?:\bnot|n't)\s+(?:that\s+|too\s+)?(?:bad|terrible|awful)\b", _LEVEL["neutral"]),
     (r"\b(?:would|will|could)\s*(?:not|n't)\s+recommend\b|\bdon'?t\s+recommend\b", 0.0),
     (r"\b(?:very|really|extremely|so|super|totally|completely)\s+(?:dis|un)satisfied\b", 0.0),
     (
-        r"\b(?:dissatisfied|unsatisfied|unhappy|disap+oint(?:ed|ing)|poor|expected better)\b",
+        r"\b(?:dissatisfied|unsatisfied|unhappy|disap+oint(?:ed|ing)|expected better)\b|"
+        r"\b(?:very|so|really)\s+poor\b|^poor$",
         _LEVEL["dissatisfied"],
     ),
     (r"\b(?:terrible|awful|horrible|worst|appalling|useless|rubbish|never again)\b", 0.0),
     (
-        r"\b(?:very|really|extremely|so|super|totally|completely|absolutely)\s+(?:happy|satisfied|"
-        r"pleased)\b",
+        r"\b(?:very|really|extremely|so|super|totally|completely|absolutely)\s+(?:happy|satisf(?:i)?ed|"
+        r"pleased)\b(?!\s+to\b)",
         1.0,
     ),
-    (r"\b(?:happy|satisf(?:i)?ed|pleased)\b", _LEVEL["satisfied"]),
+    (
+        r"\b(?:pretty|quite|fairly|rather|mostly)\s+(?:happy|satisf(?:i)?ed|pleased)\b",
+        _LEVEL["mild"],
+    ),
+    (
+        r"(?::|：)\s*(?:very\s+)?(?:satisf(?:i)?ed|happy|excellent|great|good|amazing|perfect)\b"
+        r"|\bhappy\s+customer\b|\b(?:very|really|so|super)\s+helpful\b",
+        _LEVEL["satisfied"],
+    ),
+    (
+        r"\b(?:happy|satisf(?:i)?ed|pleased)\s+(?:with|about|by)\b|\b(?:i am|i'm|im|we are|we're|"
+        r"i was|we were|i feel|feeling)\s+(?:\w+\s+)?(?:happy|satisf(?:i)?ed|pleased)\b(?!\s+to\b)"
+        r"|^(?:happy|satisf(?:i)?ed)$",
+        _LEVEL["satisfied"],
+    ),
     (
         r"\b(?:would|will|highly|definitely)\s+recommend\b|\blove\s+(?:it|this|you|the)\b",
         _LEVEL["satisfied"],
     ),
     (
-        r"\b(?:excellent|amazing|fantastic|outstanding|superb|brilliant|perfect)\b",
+        r"\b(?:excellent|amazing|fantastic|outstanding|superb|brilliant|perfect|great)\s+"
+        r"(?:service|support|job|experience|help|work|product|team)\b|^(?:excellent|amazing|"
+        r"fantastic|outstanding|superb|brilliant|perfect)$",
         _LEVEL["satisfied"],
     ),
-    (r"\bgreat\s+(?:service|support|job|experience|help|product)\b", _LEVEL["satisfied"]),
     (
-        r"\b(?:so-?so|meh|mediocre|average|alright|could be better|(?:fine|ok|okay) i guess|"
-        r"it'?s fine|"
-        r"(?:was|is|it'?s|pretty|just)\s+(?:ok|okay))\b|^\s*(?:ok|okay)\b",
+        r"\b(?:so-?so|meh|mediocre|could be better|(?:fine|ok|okay) i guess|it'?s fine)\b"
+        r"|\b(?:was|is|just|pretty|quite|fairly|so)\s+(?:average|alright|ok|okay)\b"
+        r"|\bok-?ish\b|\baverage\s+(?:experience|service|support)\b|^average$",
         _LEVEL["neutral"],
     ),
 ]
@@ -251,28 +291,53 @@ _LEVEL_WORDS: dict[str, float] = {
 _LEVEL_AFTER = re.compile(
     "|".join(re.escape(w) for w in sorted(_LEVEL_WORDS, key=len, reverse=True)), re.I
 )
-_SENTENCE = re.compile(r"[^。！？!?\n]+[。！？!?]?")
-_QUESTION_END = re.compile(r"[?？]\s*$|[吗么]\s*[?？]?\s*$")
+# Sentences end at . ! ? and their Chinese forms (not inside "4.5"); clauses also at , and ;.
+_SENTENCE = re.compile(r"(?:[^。！？!?\n.]|\.(?=\d))+[。！？!?.]*")
+_CLAUSE = re.compile(r"(?:[^。！？!?\n；;，,.]|\.(?=\d))+[。！？!?；;，,.]*")
+_QUESTION_END = re.compile(r"[?？]+\W*$|[吗么]\s*[?？]?\W*$")
+_EDGES = " \t。！!？?；;，,.~～\"'“”"
+
+
+_ASKING = re.compile(
+    r"^\W*(?:if|what|how|why|when|where|which|who|do|does|did|is|are|can|could|would|will|should"
+    r"|如果|要是|假如|万一|怎么|为什么|什么|哪|是否|能不能|可不可以|请问)\b|[吗么]\W*$",
+    re.I,
+)
+
+
+def _stated_clauses(text: str) -> list[str]:
+    """The clauses that state something: in a question ("满意度调查怎么填？", "if I'm not happy
+    with it, can I return it?") only a clause that is not itself asking counts
+    ("非常不满意，为什么还没退款？" still states 非常不满意)."""
+    stated = []
+    for sentence in _SENTENCE.findall(text):
+        clauses = _CLAUSE.findall(sentence)
+        if not _QUESTION_END.search(sentence.strip()):
+            stated += clauses
+            continue
+        stated += [c for c in clauses[:-1] if not _ASKING.search(c.strip(_EDGES))]
+    return stated
 
 
 def assess_text(text: str) -> Assessment | None:
     """The satisfaction a text states, or None when it states none."""
     scores: list[tuple[float, str]] = []
-    for sentence in _SENTENCE.findall(text):
-        level = _LEVEL_STATEMENT.search(sentence)
+    for raw in _stated_clauses(text):
+        clause = raw.strip(_EDGES)
+        if not clause:
+            continue
+        level = _LEVEL_STATEMENT.search(clause)
         if level:
-            word = _LEVEL_AFTER.match(sentence, level.end())
+            word = _LEVEL_AFTER.match(clause, level.end())
             if word:
-                statement = sentence[level.start() : word.end()].strip()
+                statement = clause[level.start() : word.end()].strip()
                 score = _LEVEL_WORDS[word.group(0).lower()]
                 return Assessment(verdict_for(score), score, "implicit", f"text '{statement}'")
-        if _QUESTION_END.search(sentence):
-            continue  # "满意度调查怎么填？", "are you satisfied?": asked, not stated
-        rating = _rating_in_text(sentence)
+        rating = _rating_in_text(clause)
         if rating:
             score, verdict, words = rating
             return Assessment(verdict, round(score, 3), "implicit", f"text '{words}'")
-        remaining = sentence
+        remaining = clause
         for pattern, score in _STATEMENTS:
             for match in pattern.finditer(remaining):
                 scores.append((score, match.group(0).strip()))

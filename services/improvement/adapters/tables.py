@@ -24,6 +24,8 @@ issues = Table(
     Column("need", Text),
     Column("need_key", Text),
     Column("intent", String(40)),
+    # The analysis need and intent come from: an older one arriving late is ignored.
+    Column("analyzed_at", DateTime(timezone=True)),
     Column("verdict", String(20)),
     Column("verdict_at", DateTime(timezone=True)),
 )

@@ -18,26 +18,28 @@ from shared.auth import Principal, require
 from shared.contracts import FollowupStatus, Intent, ProposalStatus
 from shared.http import DatabaseDep
 from shared.problems import Problem
+from shared.validation import NoNul
 
 router = APIRouter(prefix="/v1")
 CanRead = Annotated[Principal, Depends(require("improvements:read"))]
 CanWrite = Annotated[Principal, Depends(require("improvements:write"))]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), NoNul]
+By = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
 
 class FollowupMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: FollowupStatus
-    by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    by: By
     note: Note | None = None
 
 
 class ProposalMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: ProposalStatus
-    by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    by: By
     note: Note | None = None
 
 

@@ -1,21 +1,17 @@
 """What channel systems ask intake to do. Unknown fields are refused (contract v1).
 
-Every value that passes here also fits the database: no NUL characters (PostgreSQL text cannot
-hold them), only finite numbers in metadata, and times within years 1900-9999.
+Every value that passes here also fits the database (shared/validation.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,38 +21,11 @@ from pydantic import (
 )
 
 from shared.contracts import Channel, Rating
+from shared.validation import NoNul, Timestamp, storable_json
 
 MAX_TEXT_CHARS = 20_000
 MAX_BATCH_ITEMS = 100
 MAX_METADATA_KEYS = 50
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _storable(value: Any) -> Any:
-    """JSON that PostgreSQL's jsonb accepts: finite numbers, no NUL in strings or keys."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("numbers must be finite")
-    if isinstance(value, str):
-        _no_nul(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key)
-            _storable(item)
-    elif isinstance(value, list):
-        for item in value:
-            _storable(item)
-    return value
-
-
-def _in_range(value: datetime) -> datetime:
-    if not 1900 <= value.year <= 9999:
-        raise ValueError("must be between the years 1900 and 9999")
-    return value
 
 
 def _only_scale_and_value(value: Any) -> Any:
@@ -66,7 +35,6 @@ def _only_scale_and_value(value: Any) -> Any:
 
 
 # Constraints first: pydantic skips string constraints placed after a validator.
-NoNul = AfterValidator(_no_nul)
 ShortText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
 ]
@@ -76,8 +44,9 @@ LongText = Annotated[
 LanguageTag = Annotated[
     str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 ]
-Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
-Metadata = Annotated[dict[str, Any], Field(max_length=MAX_METADATA_KEYS), AfterValidator(_storable)]
+Metadata = Annotated[
+    dict[str, Any], Field(max_length=MAX_METADATA_KEYS), AfterValidator(storable_json)
+]
 StrictRating = Annotated[Rating, BeforeValidator(_only_scale_and_value)]
 
 

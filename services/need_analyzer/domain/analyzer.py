@@ -442,6 +442,9 @@ def rate_urgency(
 # ---------------------------------------------------------------- keywords
 
 
+_MAX_KEYWORD = 40  # longer tokens are URLs and codes, not topics
+
+
 def extract_keywords(
     words: list[str], models: LanguageModels, limit: int = 5
 ) -> tuple[list[str], Explanation]:
@@ -449,7 +452,7 @@ def extract_keywords(
     counts: Counter[str] = Counter()
     for word in words:
         token = word.strip().lower()
-        if not token or models.is_stopword(token) or token.isdigit():
+        if not token or len(token) > _MAX_KEYWORD or models.is_stopword(token) or token.isdigit():
             continue
         if _HAN.search(token):
             if len(token) < 2:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 from sqlalchemy import func, select
 
 from services.need_analyzer.adapters.tables import analyses
 from shared.auth import Principal, require
 from shared.http import DatabaseDep
 from shared.problems import Problem
+from shared.validation import Timestamp
 
 router = APIRouter(prefix="/v1")
 CanReadAnalyses = Annotated[Principal, Depends(require("analyses:read"))]
@@ -50,8 +50,8 @@ async def get_analysis(issue_id: uuid.UUID, db: DatabaseDep, _: CanReadAnalyses)
 async def top_needs(
     db: DatabaseDep,
     _: CanReadAnalyses,
-    since: Annotated[AwareDatetime | None, Query(description="default: 30 days ago")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
+    since: Annotated[Timestamp | None, Query(description="default: 30 days ago")] = None,
+    until: Annotated[Timestamp | None, Query(description="default: now")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """The most frequent needs (as customers put them, case-folded) and intents of a period."""
