@@ -52,8 +52,10 @@ def isolated_stack(**overrides: Any) -> Iterator[Settings]:
             **overrides,
         )
     finally:
-        asyncio.run(_drop_database(name))
-        _rabbitmqctl("delete_vhost", name)
+        try:
+            asyncio.run(_drop_database(name))
+        finally:
+            _rabbitmqctl("delete_vhost", name)
 
 
 async def _drop_database(name: str) -> None:
