@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,16 +48,18 @@ class ServiceProcesses:
         return f"http://{self.settings.host}:{self.ports[service]}"
 
     def start(self, service: str) -> None:
-        output = None
-        if self.log_dir is not None:
-            output = (self.log_dir / f"{service}.log").open("ab")
-        self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
-            cwd=ROOT,
-            env=service_env(self.settings, service, self.ports[service], self.env),
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-        )
+        with contextlib.ExitStack() as stack:
+            output = None
+            if self.log_dir is not None:
+                # The child keeps its own handle; ours closes once it is started.
+                output = stack.enter_context((self.log_dir / f"{service}.log").open("ab"))
+            self.procs[service] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{service}"],
+                cwd=ROOT,
+                env=service_env(self.settings, service, self.ports[service], self.env),
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+            )
 
     def start_all(self) -> None:
         for service in self.services:

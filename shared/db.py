@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import MetaData, Table, func, select, text
+from sqlalchemy import MetaData, Row, Table, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -83,14 +83,29 @@ async def lock_for_transaction(session: AsyncSession, key: str) -> None:
     )
 
 
-async def upsert(session: AsyncSession, table: Table, key: dict[str, Any], **values: Any) -> None:
-    """Insert the row, or update ``values`` on the row that has ``key``."""
+async def upsert(
+    session: AsyncSession,
+    table: Table,
+    key: dict[str, Any],
+    *,
+    unless_newer: str | None = None,
+    **values: Any,
+) -> Row[Any] | None:
+    """Insert the row, or update ``values`` on the row that has ``key``; return the row.
+
+    With ``unless_newer`` (a timestamp column among ``values``), a row that already holds a
+    later time is left alone and None is returned: a late, older event changes nothing.
+    """
     statement = insert(table).values(**key, **values)
-    if values:
-        statement = statement.on_conflict_do_update(index_elements=list(key), set_=values)
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(key))
-    await session.execute(statement)
+    where = None
+    if unless_newer is not None:
+        column = table.c[unless_newer]
+        where = column.is_(None) | (column <= statement.excluded[unless_newer])
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key), set_=values or key, where=where
+    )
+    row: Row[Any] | None = (await session.execute(statement.returning(table))).first()
+    return row
 
 
 class Outbox:

@@ -55,10 +55,11 @@ async def _evaluate(
     stated_at: datetime,
     rating: Rating | None = None,
 ) -> None:
-    """Record the verdict if it changes the issue's current one, and publish the change."""
+    """Record the verdict if it changes the issue's current one, and publish the change.
+
+    The caller holds the issue's lock (``_lock``)."""
     current_row = context = None
     if issue_id is not None:
-        await lock_for_transaction(uow.session, f"verdict:{issue_id}")
         current_row = (
             await uow.session.execute(select(verdicts).where(verdicts.c.issue_id == issue_id))
         ).first()
@@ -117,19 +118,33 @@ async def _evaluate(
     )
 
 
-async def _remember(uow: UnitOfWork, issue_id: uuid.UUID, **context: Any) -> None:
-    """Keep what is known of the issue, and give it to its verdict (which may exist already)."""
-    # Under the verdict's lock: a verdict being written at the same time must not miss it.
-    await lock_for_transaction(uow.session, f"verdict:{issue_id}")
-    await upsert(uow.session, issues, {"issue_id": issue_id}, **context)
+async def _lock(uow: UnitOfWork, issue_id: uuid.UUID | None) -> None:
+    """One message at a time per issue, across replicas: its context and its verdict are
+    read and written together, so neither misses the other."""
+    if issue_id is not None:
+        await lock_for_transaction(uow.session, f"verdict:{issue_id}")
+
+
+async def _remember(
+    uow: UnitOfWork, issue_id: uuid.UUID, *, unless_newer: str | None = None, **context: Any
+) -> bool:
+    """Keep what is known of the issue and give it to its verdict (which may exist already);
+    False when ``unless_newer`` shows the facts are older than those kept."""
+    kept = await upsert(
+        uow.session, issues, {"issue_id": issue_id}, unless_newer=unless_newer, **context
+    )
+    if kept is None:
+        return False
     shown = {k: v for k, v in context.items() if k in ("channel", "intent")}
     await uow.session.execute(
         verdicts.update().where(verdicts.c.issue_id == issue_id).values(**shown)
     )
+    return True
 
 
 async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueReceived)
+    await _lock(uow, data.issue_id)
     await _remember(
         uow,
         data.issue_id,
@@ -144,6 +159,7 @@ async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork)
 
 async def on_feedback_submitted(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, FeedbackSubmitted)
+    await _lock(uow, data.issue_id)
     await uow.session.execute(
         insert(feedback)
         .values(
@@ -167,15 +183,12 @@ async def on_feedback_submitted(event: CloudEvent, data: EventData, uow: UnitOfW
 
 async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
     assert isinstance(data, IssueAnalyzed)
-    await lock_for_transaction(uow.session, f"verdict:{data.issue_id}")
-    known = (
-        await uow.session.execute(select(issues).where(issues.c.issue_id == data.issue_id))
-    ).first()
-    if known is not None and known.analyzed_at and data.analyzed_at < known.analyzed_at:
-        return  # an older analysis (a redelivery after a re-analysis) changes nothing
+    await _lock(uow, data.issue_id)
+    # An older analysis (a redelivery after a re-analysis) changes nothing.
     await _remember(
         uow,
         data.issue_id,
+        unless_newer="analyzed_at",
         intent=data.analysis.intent,
         channel=data.channel,
         analyzed_at=data.analyzed_at,

@@ -310,10 +310,11 @@ async def _themes_of(uow: UnitOfWork, rows: list[Row[Any] | None], thresholds: T
 
 
 def make_handlers(thresholds: Thresholds) -> dict[str, Handler]:
+    # Each handler holds the issue's lock: its context, verdict and follow-up change together.
     async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
         assert isinstance(data, IssueReceived)
         await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
-        await upsert(
+        issue = await upsert(
             uow.session,
             issues,
             {"issue_id": data.issue_id},
@@ -324,26 +325,26 @@ def make_handlers(thresholds: Thresholds) -> dict[str, Handler]:
         existing = await repo.followup_for_issue(uow.session, data.issue_id)
         if existing is not None and existing.channel is None:
             await _update_followup(uow, existing, "context", channel=data.channel)
-        await _themes_of(uow, [await repo.get_issue(uow.session, data.issue_id)], thresholds)
+        await _themes_of(uow, [issue], thresholds)
 
     async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
         assert isinstance(data, IssueAnalyzed)
         analysis = data.analysis
-        # Serialised with the verdict of the same issue, so a follow-up never misses its need.
         await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
         before = await repo.get_issue(uow.session, data.issue_id)
-        if before is not None and before.analyzed_at and data.analyzed_at < before.analyzed_at:
-            return  # an older analysis (a redelivery after a re-analysis) changes nothing
-        await upsert(
+        issue = await upsert(
             uow.session,
             issues,
             {"issue_id": data.issue_id},
+            unless_newer="analyzed_at",
             language=analysis.language,
             need=analysis.need,
             need_key=need_key(analysis.need),
             intent=analysis.intent,
             analyzed_at=data.analyzed_at,
         )
+        if issue is None:
+            return  # an older analysis (a redelivery after a re-analysis) changes nothing
         existing = await repo.followup_for_issue(uow.session, data.issue_id)
         if existing is not None and (existing.need, existing.intent) != (
             analysis.need,
@@ -353,30 +354,27 @@ def make_handlers(thresholds: Thresholds) -> dict[str, Handler]:
                 uow, existing, "analysis", need=analysis.need, intent=analysis.intent
             )
         # A re-analysis can move the issue out of its old themes: refresh those too.
-        await _themes_of(
-            uow, [before, await repo.get_issue(uow.session, data.issue_id)], thresholds
-        )
+        await _themes_of(uow, [before, issue], thresholds)
 
     async def on_satisfaction_evaluated(
         event: CloudEvent, data: EventData, uow: UnitOfWork
     ) -> None:
         assert isinstance(data, SatisfactionEvaluated)
-        context = None
+        issue = None
         if data.issue_id is not None:
             await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
-            known = await repo.get_issue(uow.session, data.issue_id)
-            if known is not None and known.verdict_at and data.evaluated_at < known.verdict_at:
-                return  # an older verdict arriving late changes nothing
-            await upsert(
+            issue = await upsert(
                 uow.session,
                 issues,
                 {"issue_id": data.issue_id},
+                unless_newer="verdict_at",
                 verdict=data.verdict,
                 verdict_at=data.evaluated_at,
             )
-            context = await repo.get_issue(uow.session, data.issue_id)
-        await _follow_up(uow, data, context)
-        await _themes_of(uow, [context], thresholds)
+            if issue is None:
+                return  # an older verdict arriving late changes nothing
+        await _follow_up(uow, data, issue)
+        await _themes_of(uow, [issue], thresholds)
 
     return {
         IssueReceived.TYPE: on_issue_received,

@@ -69,6 +69,11 @@ async def _customer(uow: UnitOfWork, customer: CustomerIn, region: str) -> Row[A
     return await repo.find_or_create_customer(uow.session, contacts)
 
 
+def _replay_feedback(existing: Row[Any], fingerprint: str) -> Accepted:
+    waiting = existing.issue_id is None and existing.issue_channel is not None
+    return replace(_replay(existing, fingerprint, "feedback"), pending_issue=waiting)
+
+
 def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
     if existing.fingerprint != fingerprint:
         raise Conflict(
@@ -82,7 +87,8 @@ def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
 async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str) -> Accepted:
     """Store the issue and its ``issue.received`` event in one transaction, once per key."""
     fingerprint = cmd.fingerprint()
-    # Serialised with feedback that names this issue by its key, so none is left waiting.
+    # One transaction at a time per (channel, external_id): a concurrent retry then sees the
+    # committed issue below, and feedback that names the issue by its key is never left waiting.
     await lock_for_transaction(uow.session, f"issue-key:{cmd.channel}:{cmd.external_id}")
     # A retry must change nothing, not even the customer: answer it before touching anything.
     existing = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
@@ -91,7 +97,7 @@ async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str
     customer = await _customer(uow, cmd.customer, default_region)
     issue_id = uuid.uuid4()
     received_at = datetime.now(UTC)
-    inserted = await repo.insert_issue(
+    await repo.insert_issue(
         uow.session,
         id=issue_id,
         channel=cmd.channel,
@@ -105,10 +111,6 @@ async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str
         received_at=received_at,
         fingerprint=fingerprint,
     )
-    if not inserted:
-        winner = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
-        assert winner is not None
-        return _replay(winner, fingerprint, "an issue")
     customer_ref = _customer_ref(customer)
     await uow.emit(
         IssueReceived(
@@ -147,8 +149,7 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
     if cmd.channel and cmd.external_id:
         existing = await repo.feedback_by_key(uow.session, cmd.channel, cmd.external_id)
         if existing is not None:
-            waiting = existing.issue_id is None and existing.issue_channel is not None
-            return replace(_replay(existing, fingerprint, "feedback"), pending_issue=waiting)
+            return _replay_feedback(existing, fingerprint)
     issue = None
     if cmd.issue_id is not None:
         issue = await repo.get_issue(uow.session, cmd.issue_id)
@@ -188,8 +189,7 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
         assert cmd.channel and cmd.external_id
         winner = await repo.feedback_by_key(uow.session, cmd.channel, cmd.external_id)
         assert winner is not None
-        waiting = winner.issue_id is None and winner.issue_channel is not None
-        return replace(_replay(winner, fingerprint, "feedback"), pending_issue=waiting)
+        return _replay_feedback(winner, fingerprint)
     if issue is None and cmd.issue is not None:
         return Accepted(id=feedback_id, duplicate=False, pending_issue=True)
     await uow.emit(

@@ -45,6 +45,24 @@ def _columns(analysis: Analysis, version: str, analyzed_at: datetime) -> dict[st
     }
 
 
+async def _publish(
+    uow: UnitOfWork, issue: Any, analysis: Analysis, version: str, analyzed_at: datetime
+) -> None:
+    """``issue.analyzed`` for an issue: the received event, or a stored row when re-analysing."""
+    await uow.emit(
+        IssueAnalyzed(
+            issue_id=issue.issue_id,
+            channel=issue.channel,
+            customer=CustomerRef.model_validate(issue.customer),
+            subject=issue.subject,
+            text=issue.text,
+            analysis=analysis,
+            analyzer_version=version,
+            analyzed_at=analyzed_at,
+        )
+    )
+
+
 def make_handlers(analyzer: Analyzer) -> dict[str, Handler]:
     async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
         assert isinstance(data, IssueReceived)
@@ -66,18 +84,7 @@ def make_handlers(analyzer: Analyzer) -> dict[str, Handler]:
         )
         if stored.first() is None:
             return  # the same issue arrived again under another event id
-        await uow.emit(
-            IssueAnalyzed(
-                issue_id=data.issue_id,
-                channel=data.channel,
-                customer=data.customer,
-                subject=data.subject,
-                text=data.text,
-                analysis=analysis,
-                analyzer_version=analyzer.version,
-                analyzed_at=analyzed_at,
-            )
-        )
+        await _publish(uow, data, analysis, analyzer.version, analyzed_at)
 
     return {IssueReceived.TYPE: on_issue_received}
 
@@ -118,16 +125,5 @@ async def reanalyze_batch(
             .where(analyses.c.issue_id == row.issue_id)
             .values(**_columns(analysis, analyzer.version, analyzed_at))
         )
-        await uow.emit(
-            IssueAnalyzed(
-                issue_id=row.issue_id,
-                channel=row.channel,
-                customer=CustomerRef.model_validate(row.customer),
-                subject=row.subject,
-                text=row.text,
-                analysis=analysis,
-                analyzer_version=analyzer.version,
-                analyzed_at=analyzed_at,
-            )
-        )
+        await _publish(uow, row, analysis, analyzer.version, analyzed_at)
     return [row.issue_id for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aio_pika
@@ -119,4 +120,18 @@ async def test_relay_marks_nothing_sent_without_a_confirm(
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         assert message.content_type == "application/cloudevents+json"
         assert message.routing_key == "issue.received"
+    await db.dispose()
+
+
+async def test_concurrent_retries_of_one_message_make_one_issue(private_stack: Settings) -> None:
+    db = await open_database(private_stack, intake)
+
+    async def submit() -> handlers.Accepted:
+        async with db.unit_of_work() as uow:
+            return await handlers.submit_issue(issue("race-1"), uow, default_region="CN")
+
+    results = await asyncio.gather(*(submit() for _ in range(8)))
+    assert len({result.id for result in results}) == 1
+    assert sorted(result.duplicate for result in results) == [False] + [True] * 7
+    assert await counts(db, "race-1") == (1, 1)
     await db.dispose()

@@ -100,15 +100,9 @@ async def issue_by_key(session: AsyncSession, channel: str, external_id: str) ->
     ).first()
 
 
-async def insert_issue(session: AsyncSession, **values: Any) -> bool:
-    """Insert unless (channel, external_id) exists; False when a concurrent request won."""
-    inserted = await session.execute(
-        insert(issues)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[issues.c.channel, issues.c.external_id])
-        .returning(issues.c.id)
-    )
-    return inserted.first() is not None
+async def insert_issue(session: AsyncSession, **values: Any) -> None:
+    """The caller holds the lock on (channel, external_id) and has seen it free."""
+    await session.execute(insert(issues).values(**values))
 
 
 async def get_issue(
