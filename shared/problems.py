@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import is_transient_db_error, sqlstate
+from shared.errors import DomainError
 from shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -81,6 +82,12 @@ def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Problem:
     )
 
 
+def domain_problem(exc: DomainError) -> Problem:
+    """The one mapping of the domain's refusals to problem details."""
+    detail = f"{exc.field}: {exc.message}" if exc.field and exc.status == 422 else exc.message
+    return Problem(exc.status, exc.title, detail, field=exc.field)
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     return JSONResponse(
         problem.body(request.url.path if request else None),
@@ -95,6 +102,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, Problem)
         return problem_response(exc, request)
 
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return problem_response(domain_problem(exc), request)
+
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return problem_response(validation_problem(exc.errors()), request)
@@ -107,6 +118,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_middleware(UnhandledErrors)
