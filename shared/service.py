@@ -185,13 +185,26 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
 
 
 def run(definition: ServiceDefinition) -> None:
-    """``python -m services.<name>``: serve until SIGINT/SIGTERM, then stop cleanly."""
+    """``python -m services.<name>``: serve until SIGINT/SIGTERM, then stop cleanly.
+
+    The socket is bound with SO_REUSEPORT, so replicas of a service share its port: the kernel
+    spreads new connections over them (deploy/launcher.py starts replicas this way).
+    """
+    import socket
+
     settings = get_settings()
-    uvicorn.run(
+    host, port = settings.host, settings.service_port(definition.name)
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    config = uvicorn.Config(
         create_app(definition, settings),
-        host=settings.host,
-        port=settings.service_port(definition.name),
+        host=host,
+        port=port,
         log_config=None,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
+    uvicorn.Server(config).run(sockets=[sock])
