@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -76,10 +76,20 @@ def is_transient_db_error(exc: BaseException) -> bool:
     return cause is not None and cause is not exc and is_transient_db_error(cause)
 
 
-async def lock_for_transaction(session: AsyncSession, key: str) -> None:
-    """Serialise work on ``key`` across replicas until the transaction ends."""
+async def lock_for_transaction(session: AsyncSession, *keys: str) -> None:
+    """Serialise work on each of ``keys`` across replicas until the transaction ends.
+
+    The locks are taken in one statement and one order, so two batches that share keys wait
+    for each other instead of deadlocking."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
     await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) "
+            "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY key"
+        ),
+        {"keys": ordered},
     )
 
 
@@ -116,34 +126,52 @@ class Outbox:
         self.source = source
         self.notify_channel = f"kefu_outbox_{table.schema}"
 
-    async def add(self, session: AsyncSession, data: EventData) -> CloudEvent:
-        event = new_event(self.source, data)
+    async def write(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        """All the rows in one statement, with one NOTIFY that Postgres delivers only if the
+        transaction commits."""
+        if not events:
+            return
         inserted = (
             self.table.insert()
             .values(
-                id=event.id,
-                type=event.type,
-                payload=event.model_dump(mode="json"),
-                created_at=event.time,
+                [
+                    {
+                        "id": event.id,
+                        "type": event.type,
+                        "payload": event.model_dump(mode="json"),
+                        "created_at": event.time,
+                    }
+                    for event in events
+                ]
             )
             .returning(self.table.c.id)
             .cte("inserted")
         )
-        # One round trip: the row, and a NOTIFY that Postgres delivers only if the transaction
-        # commits (repeats within a transaction are folded into one).
-        await session.execute(select(func.pg_notify(self.notify_channel, "")).select_from(inserted))
-        return event
+        await session.execute(
+            select(func.pg_notify(self.notify_channel, "")).select_from(
+                select(func.count()).select_from(inserted).subquery()
+            )
+        )
 
 
 @dataclass
 class UnitOfWork:
-    """One transaction: what a handler changes and the events it emits commit together."""
+    """One transaction: what a handler changes and the events it emits commit together.
+
+    Emitted events are written to the outbox in one statement just before the commit."""
 
     session: AsyncSession
     outbox: Outbox
+    pending: list[CloudEvent] = field(default_factory=list)
 
     async def emit(self, data: EventData) -> CloudEvent:
-        return await self.outbox.add(self.session, data)
+        event = new_event(self.outbox.source, data)
+        self.pending.append(event)
+        return event
+
+    async def flush(self) -> None:
+        events, self.pending = self.pending, []
+        await self.outbox.write(self.session, events)
 
 
 class Database:
@@ -157,7 +185,9 @@ class Database:
         """The one place a session is opened, committed or rolled back, and closed."""
         async with self.sessionmaker() as session:
             try:
-                yield UnitOfWork(session=session, outbox=self.outbox)
+                uow = UnitOfWork(session=session, outbox=self.outbox)
+                yield uow
+                await uow.flush()
                 await session.commit()
             except BaseException:
                 await session.rollback()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import aio_pika
 import uvicorn
@@ -20,7 +21,7 @@ from shared.auth import ApiKeyAuth
 from shared.db import Database, Outbox, create_engine
 from shared.http import BodySizeLimit
 from shared.logging import configure_logging, get_logger
-from shared.messaging.consumer import Consumer, Handler
+from shared.messaging.consumer import Consumer, Subscription
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import declare_archive, declare_events_exchange
 from shared.problems import install_problem_handlers
@@ -37,7 +38,7 @@ class ServiceDefinition:
     inbox: Table
     api_keys: Table
     routers: Sequence[APIRouter] = ()
-    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    subscriptions: Sequence[Subscription[Any]] = ()
 
 
 class Broker:
@@ -53,8 +54,9 @@ class Broker:
             service=definition.name,
             db=db,
             inbox=definition.inbox,
-            handlers=definition.handlers,
+            subscriptions=definition.subscriptions,
             prefetch=settings.prefetch,
+            batch_size=settings.consumer_batch_size,
             delivery_limit=settings.delivery_limit,
         )
         self._setup: asyncio.Task[None] | None = None
@@ -100,7 +102,7 @@ class Broker:
         )
         await channel.close()
         await self.publisher.open(self.connection)
-        if self.definition.handlers:
+        if self.definition.subscriptions:
             await self.consumer.start(self.connection)
         relay = OutboxRelay(
             self.db,
@@ -111,7 +113,7 @@ class Broker:
             retention=timedelta(days=self.settings.outbox_retention_days),
         )
         self._relay = asyncio.create_task(relay.run(), name="outbox-relay")
-        log.info("broker connected", consuming=sorted(self.definition.handlers))
+        log.info("broker connected", consuming=sorted(self.consumer.subscriptions))
 
     async def _close_connection(self) -> None:
         if self.connection is not None:

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
     db_timeout_seconds: float = 5.0
-    prefetch: int = 32
+    # A consumer handles up to a batch per transaction; the prefetch window holds the next one.
+    consumer_batch_size: int = 100
+    prefetch: int = 200
     delivery_limit: int = 5
     publish_timeout_seconds: float = 10.0
     outbox_poll_seconds: float = 1.0

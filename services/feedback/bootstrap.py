@@ -2,7 +2,7 @@
 
 from services.feedback.adapters import tables
 from services.feedback.entrypoints.http import router
-from services.feedback.handlers import handlers
+from services.feedback.handlers import subscriptions
 from shared.service import ServiceDefinition
 
 definition = ServiceDefinition(
@@ -11,5 +11,5 @@ definition = ServiceDefinition(
     inbox=tables.inbox,
     api_keys=tables.api_keys,
     routers=[router],
-    handlers=handlers,
+    subscriptions=subscriptions,
 )

@@ -8,6 +8,7 @@ which the satisfaction report reads; events may arrive in any order and fill the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,9 +24,7 @@ from services.feedback.domain.satisfaction import (
 )
 from shared.contracts import (
     Ces7,
-    CloudEvent,
     CustomerRef,
-    EventData,
     FeedbackSubmitted,
     IssueAnalyzed,
     IssueReceived,
@@ -35,7 +34,7 @@ from shared.contracts import (
     SatisfactionEvaluated,
 )
 from shared.db import UnitOfWork, lock_for_transaction, upsert
-from shared.messaging.consumer import Handler
+from shared.messaging.consumer import subscribe
 
 
 def _answers(rating: Rating | None, at: datetime, row: Row[Any] | None) -> dict[str, Any]:
@@ -118,11 +117,10 @@ async def _evaluate(
     )
 
 
-async def _lock(uow: UnitOfWork, issue_id: uuid.UUID | None) -> None:
-    """One message at a time per issue, across replicas: its context and its verdict are
+async def _lock(uow: UnitOfWork, issue_ids: Sequence[uuid.UUID | None]) -> None:
+    """One transaction at a time per issue, across replicas: its context and its verdict are
     read and written together, so neither misses the other."""
-    if issue_id is not None:
-        await lock_for_transaction(uow.session, f"verdict:{issue_id}")
+    await lock_for_transaction(uow.session, *(f"verdict:{i}" for i in issue_ids if i is not None))
 
 
 async def _remember(
@@ -142,61 +140,61 @@ async def _remember(
     return True
 
 
-async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
-    assert isinstance(data, IssueReceived)
-    await _lock(uow, data.issue_id)
-    await _remember(
-        uow,
-        data.issue_id,
-        channel=data.channel,
-        customer=data.customer.model_dump(mode="json"),
-        received_at=data.received_at,
-    )
-    assessment = assess_text(f"{data.subject or ''}\n{data.text}")
-    if assessment is not None:
-        await _evaluate(uow, data.issue_id, data.customer, assessment, data.received_at)
-
-
-async def on_feedback_submitted(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
-    assert isinstance(data, FeedbackSubmitted)
-    await _lock(uow, data.issue_id)
-    await uow.session.execute(
-        insert(feedback)
-        .values(
-            feedback_id=data.feedback_id,
-            issue_id=data.issue_id,
-            customer=data.customer.model_dump(mode="json") if data.customer else None,
-            rating=data.rating.model_dump(mode="json") if data.rating else None,
-            comment=data.comment,
-            submitted_at=data.submitted_at,
+async def on_issue_received(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
+    await _lock(uow, [data.issue_id for data in items])
+    for data in items:
+        await _remember(
+            uow,
+            data.issue_id,
+            channel=data.channel,
+            customer=data.customer.model_dump(mode="json"),
+            received_at=data.received_at,
         )
-        .on_conflict_do_nothing(index_elements=[feedback.c.feedback_id])
-    )
-    assessment = assess_rating(data.rating) if data.rating else None
-    if assessment is None and data.comment:
-        assessment = assess_text(data.comment)
-    if assessment is not None:
-        await _evaluate(
-            uow, data.issue_id, data.customer, assessment, data.submitted_at, data.rating
+        assessment = assess_text(f"{data.subject or ''}\n{data.text}")
+        if assessment is not None:
+            await _evaluate(uow, data.issue_id, data.customer, assessment, data.received_at)
+
+
+async def on_feedback_submitted(items: Sequence[FeedbackSubmitted], uow: UnitOfWork) -> None:
+    await _lock(uow, [data.issue_id for data in items])
+    for data in items:
+        await uow.session.execute(
+            insert(feedback)
+            .values(
+                feedback_id=data.feedback_id,
+                issue_id=data.issue_id,
+                customer=data.customer.model_dump(mode="json") if data.customer else None,
+                rating=data.rating.model_dump(mode="json") if data.rating else None,
+                comment=data.comment,
+                submitted_at=data.submitted_at,
+            )
+            .on_conflict_do_nothing(index_elements=[feedback.c.feedback_id])
+        )
+        assessment = assess_rating(data.rating) if data.rating else None
+        if assessment is None and data.comment:
+            assessment = assess_text(data.comment)
+        if assessment is not None:
+            await _evaluate(
+                uow, data.issue_id, data.customer, assessment, data.submitted_at, data.rating
+            )
+
+
+async def on_issue_analyzed(items: Sequence[IssueAnalyzed], uow: UnitOfWork) -> None:
+    await _lock(uow, [data.issue_id for data in items])
+    for data in items:
+        # An older analysis (a redelivery after a re-analysis) changes nothing.
+        await _remember(
+            uow,
+            data.issue_id,
+            unless_newer="analyzed_at",
+            intent=data.analysis.intent,
+            channel=data.channel,
+            analyzed_at=data.analyzed_at,
         )
 
 
-async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
-    assert isinstance(data, IssueAnalyzed)
-    await _lock(uow, data.issue_id)
-    # An older analysis (a redelivery after a re-analysis) changes nothing.
-    await _remember(
-        uow,
-        data.issue_id,
-        unless_newer="analyzed_at",
-        intent=data.analysis.intent,
-        channel=data.channel,
-        analyzed_at=data.analyzed_at,
-    )
-
-
-handlers: dict[str, Handler] = {
-    IssueReceived.TYPE: on_issue_received,
-    FeedbackSubmitted.TYPE: on_feedback_submitted,
-    IssueAnalyzed.TYPE: on_issue_analyzed,
-}
+subscriptions = [
+    subscribe(IssueReceived, on_issue_received),
+    subscribe(FeedbackSubmitted, on_feedback_submitted),
+    subscribe(IssueAnalyzed, on_issue_analyzed),
+]

@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.improvement.adapters import tables
 from services.improvement.domain.themes import Thresholds
 from services.improvement.entrypoints.http import router
-from services.improvement.handlers import make_handlers
+from services.improvement.handlers import make_subscriptions
 from shared.service import ServiceDefinition
 
 
@@ -39,5 +39,5 @@ definition = ServiceDefinition(
     inbox=tables.inbox,
     api_keys=tables.api_keys,
     routers=[router],
-    handlers=make_handlers(ThemeSettings().thresholds()),
+    subscriptions=make_subscriptions(ThemeSettings().thresholds()),
 )

@@ -4,6 +4,7 @@ proposals for themes that go bad. Every change is an event, written in the same 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +27,7 @@ from services.improvement.domain.themes import (
     theme_name,
 )
 from shared.contracts import (
-    CloudEvent,
     CustomerRef,
-    EventData,
     Evidence,
     FollowupRequired,
     FollowupStatus,
@@ -41,7 +40,7 @@ from shared.contracts import (
     SatisfactionEvaluated,
 )
 from shared.db import UnitOfWork, lock_for_transaction, upsert
-from shared.messaging.consumer import Handler
+from shared.messaging.consumer import Subscription, subscribe
 
 
 class NotFound(Exception):
@@ -309,75 +308,77 @@ async def _themes_of(uow: UnitOfWork, rows: list[Row[Any] | None], thresholds: T
         await refresh_theme(uow, kind, key, thresholds)  # type: ignore[arg-type]
 
 
-def make_handlers(thresholds: Thresholds) -> dict[str, Handler]:
+def make_subscriptions(thresholds: Thresholds) -> list[Subscription[Any]]:
     # Each handler holds the issue's lock: its context, verdict and follow-up change together.
-    async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
-        assert isinstance(data, IssueReceived)
-        await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
-        issue = await upsert(
-            uow.session,
-            issues,
-            {"issue_id": data.issue_id},
-            channel=data.channel,
-            customer=data.customer.model_dump(mode="json"),
-            received_at=data.received_at,
-        )
-        existing = await repo.followup_for_issue(uow.session, data.issue_id)
-        if existing is not None and existing.channel is None:
-            await _update_followup(uow, existing, "context", channel=data.channel)
-        await _themes_of(uow, [issue], thresholds)
-
-    async def on_issue_analyzed(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
-        assert isinstance(data, IssueAnalyzed)
-        analysis = data.analysis
-        await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
-        before = await repo.get_issue(uow.session, data.issue_id)
-        issue = await upsert(
-            uow.session,
-            issues,
-            {"issue_id": data.issue_id},
-            unless_newer="analyzed_at",
-            language=analysis.language,
-            need=analysis.need,
-            need_key=need_key(analysis.need),
-            intent=analysis.intent,
-            analyzed_at=data.analyzed_at,
-        )
-        if issue is None:
-            return  # an older analysis (a redelivery after a re-analysis) changes nothing
-        existing = await repo.followup_for_issue(uow.session, data.issue_id)
-        if existing is not None and (existing.need, existing.intent) != (
-            analysis.need,
-            analysis.intent,
-        ):
-            await _update_followup(
-                uow, existing, "analysis", need=analysis.need, intent=analysis.intent
-            )
-        # A re-analysis can move the issue out of its old themes: refresh those too.
-        await _themes_of(uow, [before, issue], thresholds)
-
-    async def on_satisfaction_evaluated(
-        event: CloudEvent, data: EventData, uow: UnitOfWork
-    ) -> None:
-        assert isinstance(data, SatisfactionEvaluated)
-        issue = None
-        if data.issue_id is not None:
-            await lock_for_transaction(uow.session, f"issue:{data.issue_id}")
+    async def on_issue_received(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
+        await lock_for_transaction(uow.session, *(f"issue:{data.issue_id}" for data in items))
+        for data in items:
             issue = await upsert(
                 uow.session,
                 issues,
                 {"issue_id": data.issue_id},
-                unless_newer="verdict_at",
-                verdict=data.verdict,
-                verdict_at=data.evaluated_at,
+                channel=data.channel,
+                customer=data.customer.model_dump(mode="json"),
+                received_at=data.received_at,
+            )
+            existing = await repo.followup_for_issue(uow.session, data.issue_id)
+            if existing is not None and existing.channel is None:
+                await _update_followup(uow, existing, "context", channel=data.channel)
+            await _themes_of(uow, [issue], thresholds)
+
+    async def on_issue_analyzed(items: Sequence[IssueAnalyzed], uow: UnitOfWork) -> None:
+        await lock_for_transaction(uow.session, *(f"issue:{data.issue_id}" for data in items))
+        for data in items:
+            analysis = data.analysis
+            before = await repo.get_issue(uow.session, data.issue_id)
+            issue = await upsert(
+                uow.session,
+                issues,
+                {"issue_id": data.issue_id},
+                unless_newer="analyzed_at",
+                language=analysis.language,
+                need=analysis.need,
+                need_key=need_key(analysis.need),
+                intent=analysis.intent,
+                analyzed_at=data.analyzed_at,
             )
             if issue is None:
-                return  # an older verdict arriving late changes nothing
-        await _follow_up(uow, data, issue)
-        await _themes_of(uow, [issue], thresholds)
+                continue  # an older analysis (a redelivery after a re-analysis) changes nothing
+            existing = await repo.followup_for_issue(uow.session, data.issue_id)
+            if existing is not None and (existing.need, existing.intent) != (
+                analysis.need,
+                analysis.intent,
+            ):
+                await _update_followup(
+                    uow, existing, "analysis", need=analysis.need, intent=analysis.intent
+                )
+            # A re-analysis can move the issue out of its old themes: refresh those too.
+            await _themes_of(uow, [before, issue], thresholds)
 
-    return {
-        IssueReceived.TYPE: on_issue_received,
-        IssueAnalyzed.TYPE: on_issue_analyzed,
-        SatisfactionEvaluated.TYPE: on_satisfaction_evaluated,
-    }
+    async def on_satisfaction_evaluated(
+        items: Sequence[SatisfactionEvaluated], uow: UnitOfWork
+    ) -> None:
+        await lock_for_transaction(
+            uow.session, *(f"issue:{data.issue_id}" for data in items if data.issue_id)
+        )
+        for data in items:
+            issue = None
+            if data.issue_id is not None:
+                issue = await upsert(
+                    uow.session,
+                    issues,
+                    {"issue_id": data.issue_id},
+                    unless_newer="verdict_at",
+                    verdict=data.verdict,
+                    verdict_at=data.evaluated_at,
+                )
+                if issue is None:
+                    continue  # an older verdict arriving late changes nothing
+            await _follow_up(uow, data, issue)
+            await _themes_of(uow, [issue], thresholds)
+
+    return [
+        subscribe(IssueReceived, on_issue_received),
+        subscribe(IssueAnalyzed, on_issue_analyzed),
+        subscribe(SatisfactionEvaluated, on_satisfaction_evaluated),
+    ]

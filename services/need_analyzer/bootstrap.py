@@ -4,7 +4,7 @@ from services.need_analyzer.adapters import tables
 from services.need_analyzer.adapters.models import OfflineModels
 from services.need_analyzer.domain.analyzer import RuleAnalyzer
 from services.need_analyzer.entrypoints.http import router
-from services.need_analyzer.handlers import make_handlers
+from services.need_analyzer.handlers import make_subscriptions
 from shared.service import ServiceDefinition
 from shared.settings import get_settings
 
@@ -16,5 +16,5 @@ definition = ServiceDefinition(
     inbox=tables.inbox,
     api_keys=tables.api_keys,
     routers=[router],
-    handlers=make_handlers(analyzer),
+    subscriptions=make_subscriptions(analyzer),
 )

@@ -8,21 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.dialects.postgresql import insert
-
-from services.need_analyzer.adapters.tables import analyses
+from services.need_analyzer.adapters import repository as repo
 from services.need_analyzer.domain.analyzer import Analyzer
-from shared.contracts import (
-    Analysis,
-    CloudEvent,
-    CustomerRef,
-    EventData,
-    IssueAnalyzed,
-    IssueReceived,
-)
+from shared.contracts import Analysis, CustomerRef, IssueAnalyzed, IssueReceived
 from shared.db import UnitOfWork
-from shared.messaging.consumer import Handler
+from shared.messaging.consumer import Subscription, subscribe
 
 
 def analysis_text(subject: str | None, text: str) -> str:
@@ -63,30 +53,34 @@ async def _publish(
     )
 
 
-def make_handlers(analyzer: Analyzer) -> dict[str, Handler]:
-    async def on_issue_received(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
-        assert isinstance(data, IssueReceived)
-        analysis = analyzer.analyze(analysis_text(data.subject, data.text))
+def make_subscriptions(analyzer: Analyzer) -> list[Subscription[Any]]:
+    async def on_issues_received(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
         analyzed_at = datetime.now(UTC)
-        stored = await uow.session.execute(
-            insert(analyses)
-            .values(
-                issue_id=data.issue_id,
-                channel=data.channel,
-                customer=data.customer.model_dump(mode="json"),
-                subject=data.subject,
-                text=data.text,
-                received_at=data.received_at,
-                **_columns(analysis, analyzer.version, analyzed_at),
-            )
-            .on_conflict_do_nothing(index_elements=[analyses.c.issue_id])
-            .returning(analyses.c.issue_id)
+        analysed = {
+            issue.issue_id: (issue, analyzer.analyze(analysis_text(issue.subject, issue.text)))
+            for issue in items
+        }
+        stored = await repo.insert_new(
+            uow.session,
+            [
+                {
+                    "issue_id": issue.issue_id,
+                    "channel": issue.channel,
+                    "customer": issue.customer.model_dump(mode="json"),
+                    "subject": issue.subject,
+                    "text": issue.text,
+                    "received_at": issue.received_at,
+                    **_columns(analysis, analyzer.version, analyzed_at),
+                }
+                for issue, analysis in analysed.values()
+            ],
         )
-        if stored.first() is None:
-            return  # the same issue arrived again under another event id
-        await _publish(uow, data, analysis, analyzer.version, analyzed_at)
+        # An issue that arrived again under another event id was analysed already.
+        for issue_id in stored:
+            issue, analysis = analysed[issue_id]
+            await _publish(uow, issue, analysis, analyzer.version, analyzed_at)
 
-    return {IssueReceived.TYPE: on_issue_received}
+    return [subscribe(IssueReceived, on_issues_received)]
 
 
 async def reanalyze_batch(
@@ -103,27 +97,14 @@ async def reanalyze_batch(
     Issues already at this version are left alone, so running it twice publishes nothing twice.
     Returns the ids done, in order, for the caller to continue after the last one.
     """
-    query = (
-        select(analyses)
-        .where(analyses.c.analyzer_version != analyzer.version)
-        .order_by(analyses.c.issue_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    rows = await repo.claim_stale(
+        uow.session, analyzer.version, since=since, until=until, after=after, limit=limit
     )
-    if since is not None:
-        query = query.where(analyses.c.received_at >= since)
-    if until is not None:
-        query = query.where(analyses.c.received_at < until)
-    if after is not None:
-        query = query.where(analyses.c.issue_id > after)
-    rows: Sequence[Row[Any]] = (await uow.session.execute(query)).all()
     for row in rows:
         analysis = analyzer.analyze(analysis_text(row.subject, row.text))
         analyzed_at = datetime.now(UTC)
-        await uow.session.execute(
-            update(analyses)
-            .where(analyses.c.issue_id == row.issue_id)
-            .values(**_columns(analysis, analyzer.version, analyzed_at))
+        await repo.replace(
+            uow.session, row.issue_id, _columns(analysis, analyzer.version, analyzed_at)
         )
         await _publish(uow, row, analysis, analyzer.version, analyzed_at)
     return [row.issue_id for row in rows]

@@ -1,45 +1,86 @@
-"""Consumer runner: one transaction per message, inbox record inside it, ack only after commit.
+"""Consumer runner: a prefetch window is handled as one batch in one transaction, acked after it.
 
+- The batch's event ids go into the inbox in one statement; each handler then gets, typed, the
+  events of its type that were not processed before, and writes set-wise; the events it emits
+  go to the outbox in one insert; one commit; then every message is acked.
+- A batch that fails is retried message by message, so one poison message cannot hold back its
+  neighbours: it alone is nacked (and reaches the DLQ after the queue's delivery limit), or
+  dead-lettered at once when its handler says it can never succeed (``PermanentFailure``).
 - An undecodable message is rejected straight to the DLQ (no retry can fix it).
-- A database outage pauses the message (held unacked, retried with backoff) so it does not burn
-  its delivery attempts; any other failure is nacked and redelivered until the queue's
-  delivery limit moves it to the DLQ.
+- A database outage or a pool time-out holds the batch (unacked, retried with backoff), so it
+  does not burn delivery attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelInvalidStateError
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.contracts import CloudEvent, EventData, UndecodableEvent, decode_event, routing_key
 from shared.db import Database, UnitOfWork, is_transient_db_error
+from shared.errors import PermanentFailure
 from shared.logging import get_logger
 from shared.messaging.topology import declare_service_queue
 
 log = get_logger(__name__)
 
-Handler = Callable[[CloudEvent, EventData, UnitOfWork], Awaitable[None]]
+E = TypeVar("E", bound=EventData)
 
 CONSUMED = Counter(
     "kefu_events_consumed_total", "Events consumed, by type and outcome", ["type", "outcome"]
 )
+BATCH_SIZE = Histogram(
+    "kefu_consumer_batch_size",
+    "Messages handled in one transaction",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 
 
-async def record_in_inbox(uow: UnitOfWork, inbox: Table, event: CloudEvent) -> bool:
-    """Record the event id in the current transaction; False if it was already processed."""
+@dataclass(frozen=True)
+class Subscription(Generic[E]):
+    """A handler of one event type: it receives that type's events of a batch, typed."""
+
+    model: type[E]
+    handle: Callable[[Sequence[E], UnitOfWork], Awaitable[None]]
+
+    @property
+    def type(self) -> str:
+        return self.model.TYPE
+
+
+def subscribe(
+    model: type[E], handle: Callable[[Sequence[E], UnitOfWork], Awaitable[None]]
+) -> Subscription[E]:
+    return Subscription(model, handle)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message: AbstractIncomingMessage
+    event: CloudEvent
+    data: EventData
+
+
+async def record_in_inbox(uow: UnitOfWork, inbox: Table, events: Sequence[CloudEvent]) -> set[Any]:
+    """Record the events' ids in the current transaction; return the ids not seen before."""
+    if not events:
+        return set()
     inserted = await uow.session.execute(
         insert(inbox)
-        .values(event_id=event.id, type=event.type)
+        .values([{"event_id": event.id, "type": event.type} for event in events])
         .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
         .returning(inbox.c.event_id)
     )
-    return inserted.first() is not None
+    return set(inserted.scalars())
 
 
 class Consumer:
@@ -49,29 +90,36 @@ class Consumer:
         service: str,
         db: Database,
         inbox: Table,
-        handlers: Mapping[str, Handler],
+        subscriptions: Sequence[Subscription[Any]],
         prefetch: int,
+        batch_size: int,
         delivery_limit: int,
     ) -> None:
         self.service = service
         self.db = db
         self.inbox = inbox
-        self.handlers = handlers
+        self.subscriptions = {subscription.type: subscription for subscription in subscriptions}
         self.prefetch = prefetch
+        self.batch_size = batch_size
         self.delivery_limit = delivery_limit
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
+        self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
 
     async def start(self, connection: AbstractConnection) -> None:
         channel = await connection.channel()
+        # Twice the batch: the next window arrives while the current one is handled.
         await channel.set_qos(prefetch_count=self.prefetch)
         self._queue = await declare_service_queue(
             channel,
             self.service,
-            [routing_key(event_type) for event_type in self.handlers],
+            [routing_key(event_type) for event_type in self.subscriptions],
             delivery_limit=self.delivery_limit,
         )
-        self._tag = await self._queue.consume(self.on_message)
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name=f"consumer-{self.service}")
+        self._tag = await self._queue.consume(self._arrive)
 
     async def stop(self) -> None:
         if self._queue is not None and self._tag is not None:
@@ -80,56 +128,127 @@ class Consumer:
             except Exception as exc:
                 log.warning("consumer cancel failed", error=str(exc))
             self._tag = None
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(BaseException):
+                await self._worker
+            self._worker = None
 
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        try:
-            event, data = decode_event(message.body)
-        except UndecodableEvent as exc:
-            log.error(
-                "undecodable message sent to DLQ", message_id=message.message_id, error=str(exc)
-            )
-            CONSUMED.labels(type=message.type or "unknown", outcome="rejected").inc()
-            await _settle(message.reject(requeue=False))
-            return
-        handler = self.handlers.get(event.type)
-        if handler is None:
-            CONSUMED.labels(type=event.type, outcome="ignored").inc()
-            await _settle(message.ack())
-            return
-        try:
-            outcome = await self._process(event, data, handler)
-        except Exception:
-            log.exception(
-                "handler failed; message will be redelivered",
-                event_id=str(event.id),
-                type=event.type,
-            )
-            CONSUMED.labels(type=event.type, outcome="failed").inc()
-            await _settle(message.nack(requeue=True))
-            return
-        CONSUMED.labels(type=event.type, outcome=outcome).inc()
-        await _settle(message.ack())
+    async def _arrive(self, message: AbstractIncomingMessage) -> None:
+        self._arrived.put_nowait(message)
 
-    async def _process(self, event: CloudEvent, data: EventData, handler: Handler) -> str:
+    async def _work(self) -> None:
+        while True:
+            batch = [await self._arrived.get()]
+            while len(batch) < self.batch_size and not self._arrived.empty():
+                batch.append(self._arrived.get_nowait())
+            try:
+                await self.handle_batch(batch)
+            except Exception:
+                # Never lose the worker: the messages stay unacked and come back.
+                log.exception("consumer batch crashed", size=len(batch))
+
+    async def handle_batch(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        deliveries: list[Delivery] = []
+        for message in messages:
+            try:
+                event, data = decode_event(message.body)
+            except UndecodableEvent as exc:
+                log.error(
+                    "undecodable message sent to DLQ",
+                    message_id=message.message_id,
+                    error=str(exc),
+                )
+                CONSUMED.labels(type=message.type or "unknown", outcome="rejected").inc()
+                await _settle(message.reject(requeue=False))
+                continue
+            if event.type not in self.subscriptions:
+                CONSUMED.labels(type=event.type, outcome="ignored").inc()
+                await _settle(message.ack())
+                continue
+            deliveries.append(Delivery(message, event, data))
+        if not deliveries:
+            return
+        BATCH_SIZE.observe(len(deliveries))
+        try:
+            fresh = await self._process(deliveries)
+        except Exception as exc:
+            if len(deliveries) == 1:
+                await self._fail(deliveries[0], exc)
+                return
+            log.warning(
+                "batch failed; retrying its messages one by one",
+                size=len(deliveries),
+                error=repr(exc),
+            )
+            for delivery in deliveries:
+                try:
+                    fresh = await self._process([delivery])
+                except Exception as single:
+                    await self._fail(delivery, single)
+                else:
+                    await self._ack([delivery], fresh)
+            return
+        await self._ack(deliveries, fresh)
+
+    async def _process(self, deliveries: Sequence[Delivery]) -> set[Any]:
+        """One transaction for the batch; returns the event ids it processed for the first
+        time. Retried while the database is unavailable or its pool is exhausted."""
         backoff = 0.5
         while True:
             try:
                 async with self.db.unit_of_work() as uow:
-                    if not await record_in_inbox(uow, self.inbox, event):
-                        return "duplicate"
-                    await handler(event, data, uow)
-                return "processed"
+                    fresh = await record_in_inbox(
+                        uow, self.inbox, [delivery.event for delivery in deliveries]
+                    )
+                    handled: set[Any] = set()
+                    by_type: dict[str, list[EventData]] = {}
+                    for delivery in deliveries:
+                        # The same event delivered twice in one batch is handled once.
+                        if delivery.event.id in fresh and delivery.event.id not in handled:
+                            handled.add(delivery.event.id)
+                            by_type.setdefault(delivery.event.type, []).append(delivery.data)
+                    for event_type, items in by_type.items():
+                        await self.subscriptions[event_type].handle(items, uow)
+                return handled
             except Exception as exc:
                 if not is_transient_db_error(exc):
                     raise
                 log.warning(
-                    "database unavailable; holding message",
-                    event_id=str(event.id),
+                    "database unavailable; holding messages",
+                    size=len(deliveries),
                     retry_in=backoff,
                     error=str(exc),
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    async def _ack(self, deliveries: Sequence[Delivery], fresh: set[Any]) -> None:
+        for delivery in deliveries:
+            outcome = "processed" if delivery.event.id in fresh else "duplicate"
+            CONSUMED.labels(type=delivery.event.type, outcome=outcome).inc()
+            await _settle(delivery.message.ack())
+
+    async def _fail(self, delivery: Delivery, exc: Exception) -> None:
+        event = delivery.event
+        if isinstance(exc, PermanentFailure):
+            log.error(
+                "message can never succeed; sent to DLQ",
+                event_id=str(event.id),
+                type=event.type,
+                error=str(exc),
+            )
+            CONSUMED.labels(type=event.type, outcome="rejected").inc()
+            await _settle(delivery.message.reject(requeue=False))
+            return
+        log.error(
+            "handler failed; message will be redelivered",
+            event_id=str(event.id),
+            type=event.type,
+            exc_info=exc,
+        )
+        CONSUMED.labels(type=event.type, outcome="failed").inc()
+        await _settle(delivery.message.nack(requeue=True))
 
 
 async def _settle(action: Awaitable[None]) -> None:

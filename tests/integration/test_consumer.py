@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import aio_pika
@@ -15,17 +16,15 @@ from deploy import dlq as dlq_tool
 from services.improvement.adapters.tables import followups, outbox
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.domain.themes import Thresholds
-from services.improvement.handlers import make_handlers
+from services.improvement.handlers import make_subscriptions
 from shared.contracts import (
-    CloudEvent,
     CustomerRef,
-    EventData,
     IssueReceived,
     SatisfactionEvaluated,
     new_event,
 )
 from shared.db import Database, Outbox, UnitOfWork, create_engine
-from shared.messaging.consumer import Consumer
+from shared.messaging.consumer import Consumer, subscribe
 from shared.messaging.topology import (
     dead_letter_queue_name,
     declare_events_exchange,
@@ -35,7 +34,7 @@ from tests.integration.conftest import open_database
 from tests.support import publish, queue_depth, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-improvement_handlers = make_handlers(Thresholds())
+improvement_subscriptions = make_subscriptions(Thresholds())
 
 
 def li_si_verdict(issue_id: uuid.UUID) -> SatisfactionEvaluated:
@@ -58,8 +57,9 @@ async def test_redelivered_event_has_no_second_effect(
         service="improvement",
         db=db,
         inbox=improvement.inbox,
-        handlers=improvement_handlers,
+        subscriptions=improvement_subscriptions,
         prefetch=4,
+        batch_size=2,
         delivery_limit=3,
     )
     await consumer.start(amqp)
@@ -101,8 +101,8 @@ async def test_failing_message_goes_to_dlq_after_the_delivery_limit(
     db = await open_database(private_stack, improvement)
     attempts: list[uuid.UUID] = []
 
-    async def always_fails(event: CloudEvent, data: EventData, uow: UnitOfWork) -> None:
-        attempts.append(event.id)
+    async def always_fails(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
+        attempts.extend(item.issue_id for item in items)
         raise ValueError("poison")
 
     limit = 2
@@ -110,15 +110,17 @@ async def test_failing_message_goes_to_dlq_after_the_delivery_limit(
         service="dlqcheck",
         db=db,
         inbox=improvement.inbox,
-        handlers={IssueReceived.TYPE: always_fails},
+        subscriptions=[subscribe(IssueReceived, always_fails)],
         prefetch=1,
+        batch_size=1,
         delivery_limit=limit,
     )
     await consumer.start(amqp)
+    issue_id = uuid.uuid4()
     event = new_event(
         "/kefu/intake",
         IssueReceived(
-            issue_id=uuid.uuid4(),
+            issue_id=issue_id,
             channel="chat",
             external_id="poison-1",
             customer=CustomerRef(customer_id=uuid.uuid4()),
@@ -133,7 +135,7 @@ async def test_failing_message_goes_to_dlq_after_the_delivery_limit(
         return await queue_depth(amqp, dlq) == 1
 
     await wait_until(dead_lettered, what="message in the DLQ")
-    assert attempts == [event.id] * (limit + 1)  # first delivery + `limit` redeliveries
+    assert attempts == [issue_id] * (limit + 1)  # first delivery + `limit` redeliveries
     assert await queue_depth(amqp, "kefu.dlqcheck") == 0
 
     # Nothing can fix an undecodable message: it goes to the DLQ at once.
@@ -168,8 +170,9 @@ async def test_database_outage_pauses_instead_of_dead_lettering(
         service="outagecheck",
         db=down,
         inbox=improvement.inbox,
-        handlers=improvement_handlers,
+        subscriptions=improvement_subscriptions,
         prefetch=1,
+        batch_size=1,
         delivery_limit=1,
     )
     await consumer.start(amqp)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from services.improvement.adapters.tables import followups, outbox, proposals
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.domain.themes import Thresholds
-from services.improvement.handlers import InvalidMove, make_handlers, move_proposal
+from services.improvement.handlers import InvalidMove, make_subscriptions, move_proposal
 from shared.contracts import (
     Analysis,
     CustomerRef,
@@ -33,7 +33,7 @@ from tests.integration.conftest import open_database
 from tests.support import isolated_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-HANDLERS = make_handlers(Thresholds())
+HANDLERS = {s.type: s for s in make_subscriptions(Thresholds())}
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 42
 BAD_FROM = DAYS - 7  # the last week: delivery goes bad
@@ -127,8 +127,8 @@ async def deliver(db: Database, data: EventData, event_id: uuid.UUID | None = No
     if event_id is not None:
         event = event.model_copy(update={"id": event_id})
     async with db.unit_of_work() as uow:
-        if await record_in_inbox(uow, improvement.inbox, event):
-            await HANDLERS[data.TYPE](event, data, uow)
+        if await record_in_inbox(uow, improvement.inbox, [event]):
+            await HANDLERS[data.TYPE].handle([data], uow)
 
 
 async def final_state(db: Database) -> dict[str, Any]:

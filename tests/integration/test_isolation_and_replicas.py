@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from services.improvement.adapters.tables import followups
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.domain.themes import Thresholds
-from services.improvement.handlers import make_handlers
+from services.improvement.handlers import make_subscriptions
 from shared.contracts import (
     Analysis,
     CustomerRef,
@@ -24,14 +25,14 @@ from shared.contracts import (
     Sentiment,
     new_event,
 )
-from shared.db import asyncpg_dsn
-from shared.messaging.consumer import Consumer
+from shared.db import UnitOfWork, asyncpg_dsn
+from shared.messaging.consumer import Consumer, subscribe
 from shared.settings import SERVICES, Settings
 from tests.integration.conftest import open_database
 from tests.support import publish, queue_depth, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-improvement_handlers = make_handlers(Thresholds())
+improvement_handlers = {s.type: s for s in make_subscriptions(Thresholds())}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -61,19 +62,22 @@ async def test_replicas_compete_on_the_queue_with_one_effect_each(
     private_stack: Settings, amqp: AbstractRobustConnection
 ) -> None:
     dbs = [await open_database(private_stack, improvement) for _ in range(2)]
-    seen: list[list[uuid.UUID]] = [[], []]
+    seen: list[list[uuid.UUID]] = [[], []]  # issue ids each replica handled
     replicas = []
     for index, db in enumerate(dbs):
 
-        async def counting(event, data, uow, index=index):  # type: ignore[no-untyped-def]
-            seen[index].append(event.id)
-            await improvement_handlers[SatisfactionEvaluated.TYPE](event, data, uow)
+        async def counting(
+            items: Sequence[SatisfactionEvaluated], uow: UnitOfWork, index: int = index
+        ) -> None:
+            seen[index].extend(item.issue_id for item in items if item.issue_id)
+            await improvement_handlers[SatisfactionEvaluated.TYPE].handle(items, uow)
 
         replica = Consumer(
             service="replicacheck",
             db=db,
             inbox=improvement.inbox,
-            handlers={SatisfactionEvaluated.TYPE: counting},
+            subscriptions=[subscribe(SatisfactionEvaluated, counting)],
+            batch_size=2,
             prefetch=2,
             delivery_limit=3,
         )
@@ -109,7 +113,7 @@ async def test_replicas_compete_on_the_queue_with_one_effect_each(
     await wait_until(all_followed_up, what="a follow-up per issue")
     await wait_until(lambda: _drained(amqp), what="queue drained")
     assert seen[0] and seen[1], "both replicas took a share of the work"
-    assert sorted(seen[0] + seen[1]) == sorted(event.id for event in events)
+    assert sorted(seen[0] + seen[1]) == sorted(issue_ids)
     for replica, db in zip(replicas, dbs, strict=True):
         await replica.stop()
         await db.dispose()
@@ -129,7 +133,7 @@ async def test_follow_up_gets_its_need_whichever_event_commits_first(
 
     async def handle(data: EventData) -> None:
         async with db.unit_of_work() as uow:
-            await improvement_handlers[data.TYPE](new_event("/test", data), data, uow)
+            await improvement_handlers[data.TYPE].handle([data], uow)
 
     for issue_id in issue_ids:
         analyzed = IssueAnalyzed(

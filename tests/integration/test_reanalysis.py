@@ -19,13 +19,12 @@ from services.need_analyzer.adapters.models import OfflineModels
 from services.need_analyzer.adapters.tables import analyses, outbox
 from services.need_analyzer.bootstrap import definition as need_analyzer
 from services.need_analyzer.domain.analyzer import RuleAnalyzer
-from services.need_analyzer.handlers import make_handlers, reanalyze_batch
+from services.need_analyzer.handlers import make_subscriptions, reanalyze_batch
 from shared.contracts import (
     Analysis,
     CustomerRef,
     IssueReceived,
     Sentiment,
-    new_event,
 )
 from shared.settings import Settings
 from tests.integration.conftest import open_database
@@ -49,7 +48,7 @@ class OldAnalyzer:
 
 
 async def store_with_old_analyzer(db, issue_ids) -> None:  # type: ignore[no-untyped-def]
-    old_handlers = make_handlers(OldAnalyzer())
+    (old_handler,) = make_subscriptions(OldAnalyzer())
     for issue_id in issue_ids:
         data = IssueReceived(
             issue_id=issue_id,
@@ -60,7 +59,7 @@ async def store_with_old_analyzer(db, issue_ids) -> None:  # type: ignore[no-unt
             received_at=datetime.now(UTC),
         )
         async with db.unit_of_work() as uow:
-            await old_handlers[IssueReceived.TYPE](new_event("/test", data), data, uow)
+            await old_handler.handle([data], uow)
 
 
 async def published_versions(db, issue_ids) -> list[str]:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from services.feedback.adapters.reports import counts_by_group
 from services.feedback.adapters.tables import outbox, verdicts
 from services.feedback.bootstrap import definition as feedback_service
 from services.feedback.domain.reports import summarise
-from services.feedback.handlers import handlers
+from services.feedback.handlers import subscriptions
 from shared.contracts import (
     Analysis,
     CustomerRef,
@@ -24,20 +24,20 @@ from shared.contracts import (
     IssueReceived,
     Rating,
     Sentiment,
-    new_event,
 )
 from shared.db import Database
 from shared.settings import Settings
 from tests.integration.conftest import open_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+handlers = {s.type: s for s in subscriptions}
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 LI_SI = CustomerRef(customer_id=uuid.uuid4(), name="李四")
 
 
 async def deliver(db: Database, data: EventData) -> None:
     async with db.unit_of_work() as uow:
-        await handlers[data.TYPE](new_event("/test", data), data, uow)
+        await handlers[data.TYPE].handle([data], uow)
 
 
 def rating(scale: str, value: Any) -> Rating:

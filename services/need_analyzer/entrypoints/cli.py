@@ -10,10 +10,10 @@ import asyncio
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select
 from tqdm import tqdm
 
-from services.need_analyzer.adapters.tables import analyses, outbox
+from services.need_analyzer.adapters import repository as repo
+from services.need_analyzer.adapters.tables import outbox
 from services.need_analyzer.bootstrap import analyzer
 from services.need_analyzer.handlers import reanalyze_batch
 from shared.db import Database, Outbox, create_engine
@@ -30,12 +30,9 @@ async def reanalyze(
     )
     try:
         async with db.unit_of_work() as uow:
-            query = select(func.count()).where(analyses.c.analyzer_version != analyzer.version)
-            if since is not None:
-                query = query.where(analyses.c.received_at >= since)
-            if until is not None:
-                query = query.where(analyses.c.received_at < until)
-            pending = await uow.session.scalar(query) or 0
+            pending = await repo.count_stale(
+                uow.session, analyzer.version, since=since, until=until
+            )
         done = 0
         after: uuid.UUID | None = None
         with tqdm(

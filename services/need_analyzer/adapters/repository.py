@@ -1,0 +1,107 @@
+"""need_analyzer's queries. Functions take the session of the caller's unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.need_analyzer.adapters.tables import analyses
+
+
+async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+    """Store analyses of issues not stored yet, in one statement; return the ids stored."""
+    if not rows:
+        return set()
+    stored = await session.execute(
+        insert(analyses)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=[analyses.c.issue_id])
+        .returning(analyses.c.issue_id)
+    )
+    return set(stored.scalars())
+
+
+async def get(session: AsyncSession, issue_id: uuid.UUID) -> Row[Any] | None:
+    return (await session.execute(select(analyses).where(analyses.c.issue_id == issue_id))).first()
+
+
+def _stale(
+    version: str, since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    where = [analyses.c.analyzer_version != version]
+    if since is not None:
+        where.append(analyses.c.received_at >= since)
+    if until is not None:
+        where.append(analyses.c.received_at < until)
+    return where
+
+
+async def count_stale(
+    session: AsyncSession, version: str, *, since: datetime | None, until: datetime | None
+) -> int:
+    return await session.scalar(select(func.count()).where(*_stale(version, since, until))) or 0
+
+
+async def claim_stale(
+    session: AsyncSession,
+    version: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> Sequence[Row[Any]]:
+    """Up to ``limit`` issues analysed by another version, in id order after ``after``, locked
+    for this transaction (another re-analysis skips them)."""
+    query = (
+        select(analyses)
+        .where(*_stale(version, since, until))
+        .order_by(analyses.c.issue_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if after is not None:
+        query = query.where(analyses.c.issue_id > after)
+    return (await session.execute(query)).all()
+
+
+async def replace(session: AsyncSession, issue_id: uuid.UUID, columns: dict[str, Any]) -> None:
+    await session.execute(update(analyses).where(analyses.c.issue_id == issue_id).values(columns))
+
+
+async def top_needs(
+    session: AsyncSession, since: datetime, until: datetime, limit: int
+) -> tuple[int, Sequence[Row[Any]], Sequence[Row[Any]]]:
+    """Issues in the period, its most frequent needs (case-folded) and its intents."""
+    period = (analyses.c.received_at >= since) & (analyses.c.received_at < until)
+    need = func.lower(func.btrim(analyses.c.need))
+    needs = (
+        await session.execute(
+            select(
+                need.label("need"),
+                func.count().label("count"),
+                func.array_agg(func.distinct(analyses.c.intent)).label("intents"),
+            )
+            .where(period, analyses.c.need.is_not(None))
+            .group_by(need)
+            .order_by(func.count().desc(), need)
+            .limit(limit)
+        )
+    ).all()
+    intents = (
+        await session.execute(
+            select(analyses.c.intent, func.count().label("count"))
+            .where(period)
+            .group_by(analyses.c.intent)
+            .order_by(func.count().desc(), analyses.c.intent)
+            .limit(limit)
+        )
+    ).all()
+    total = await session.scalar(select(func.count()).select_from(analyses).where(period))
+    return total or 0, needs, intents
