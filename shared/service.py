@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,6 +39,9 @@ class ServiceDefinition:
     api_keys: Table
     routers: Sequence[APIRouter] = ()
     subscriptions: Sequence[Subscription[Any]] = ()
+    # Loops that run beside the consumer for the life of the process (e.g. improvement's
+    # theme evaluation); each gets the service's database and runs until cancelled.
+    workers: Sequence[Callable[[Database], Coroutine[Any, Any, None]]] = ()
 
 
 class Broker:
@@ -154,9 +157,16 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         )
         app.state.broker = broker = Broker(definition, settings, db)
         await broker.start()
+        workers = [
+            asyncio.create_task(worker(db), name=f"{definition.name}-worker")
+            for worker in definition.workers
+        ]
         try:
             yield
         finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             await broker.stop()
             await db.dispose()
 
