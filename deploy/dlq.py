@@ -21,13 +21,15 @@ async def _peek(amqp_url: str, service: str, limit: int) -> list[dict[str, Any]]
             message = await queue.get(fail=False, timeout=5)
             if message is None:
                 break
-            deaths = message.headers.get("x-death") or []
+            deaths = message.headers.get("x-death")
+            death = deaths[0] if isinstance(deaths, list) and deaths else {}
+            assert isinstance(death, dict)
             seen.append(
                 {
                     "message_id": message.message_id,
                     "type": message.type,
-                    "reason": deaths[0].get("reason") if deaths else None,
-                    "count": deaths[0].get("count") if deaths else None,
+                    "reason": death.get("reason"),
+                    "count": death.get("count"),
                 }
             )
         # Closing the channel without acking returns every peeked message to the DLQ.

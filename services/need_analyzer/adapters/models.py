@@ -86,7 +86,8 @@ class OfflineModels:
         self.english_words = frozenset(self.vader.lexicon) | ENGLISH_STOPWORDS | _COMMON_ENGLISH
 
     def segment(self, text: str) -> list[str]:
-        return self.tokenizer.lcut(text)
+        words: list[str] = self.tokenizer.lcut(text)
+        return words
 
     def idf(self, word: str) -> float:
         return self.idf_table.get(word, self.median_idf)

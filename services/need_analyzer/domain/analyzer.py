@@ -45,7 +45,8 @@ class LanguageModels(Protocol):
 class Analyzer(Protocol):
     """Text in, analysis out: what the consumer and the re-analysis command depend on."""
 
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def analyze(self, text: str) -> Analysis: ...
 
