@@ -21,7 +21,7 @@ def run_migrations(metadata: MetaData, service: str) -> None:
         service
     )
 
-    def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    def include_name(name: str | None, type_: str, _parent_names: object) -> bool:
         return name == schema if type_ == "schema" else True
 
     def configure(**connection: Any) -> None:

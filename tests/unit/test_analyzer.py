@@ -45,8 +45,7 @@ def test_seed_li_si_is_a_satisfaction_statement(analyzer: RuleAnalyzer) -> None:
     ],
 )
 def test_need_is_the_stated_request_or_none(text: str, need: str | None) -> None:
-    language = "en" if text.isascii() else "zh"
-    assert extract_need(text, language)[0] == need
+    assert extract_need(text)[0] == need
 
 
 @pytest.mark.parametrize(

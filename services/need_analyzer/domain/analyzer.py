@@ -209,7 +209,7 @@ def _clean_need(cue: str, need: str) -> str:
     return need
 
 
-def extract_need(text: str, language: str) -> tuple[str | None, Explanation]:
+def extract_need(text: str) -> tuple[str | None, Explanation]:
     """The customer's own words for what they want, cut to the clause; None if none is stated.
 
     Of every request form found, the first in the text wins: customers lead with their ask.
@@ -507,7 +507,7 @@ class RuleAnalyzer:
                 intent.problem_cues,
                 cued=False,
             )
-        need, need_why = extract_need(text, language)
+        need, need_why = extract_need(text)
         urgency, urgency_why = rate_urgency(text, lowered, intent.intent, problem, sentiment)
         keywords, keywords_why = extract_keywords(words, self.models)
         return Analysis(
