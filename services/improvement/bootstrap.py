@@ -2,12 +2,14 @@
 
 from datetime import timedelta
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.improvement.adapters import tables
 from services.improvement.domain.themes import Thresholds
 from services.improvement.entrypoints.http import router
 from services.improvement.handlers import make_subscriptions
+from services.improvement.handlers.themes import theme_worker
 from shared.service import ServiceDefinition
 
 
@@ -21,6 +23,9 @@ class ThemeSettings(BaseSettings):
     min_rated: int = 5
     dissatisfied_share: float = 0.4
     volume_ratio: float = 3.0
+    # How often the theme worker evaluates the themes that changed: proposals follow the
+    # traffic within about this long, and a hot theme costs one evaluation per interval.
+    theme_interval_seconds: float = Field(default=0.5, gt=0, le=60)
 
     def thresholds(self) -> Thresholds:
         return Thresholds(
@@ -33,11 +38,13 @@ class ThemeSettings(BaseSettings):
         )
 
 
+settings = ThemeSettings()
 definition = ServiceDefinition(
     name="improvement",
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,
     routers=[router],
-    subscriptions=make_subscriptions(ThemeSettings().thresholds()),
+    subscriptions=make_subscriptions(),
+    workers=[theme_worker(settings.thresholds(), settings.theme_interval_seconds)],
 )

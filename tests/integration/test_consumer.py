@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from deploy import dlq as dlq_tool
 from services.improvement.adapters.tables import followups, outbox
 from services.improvement.bootstrap import definition as improvement
-from services.improvement.domain.themes import Thresholds
 from services.improvement.handlers import make_subscriptions
 from shared.contracts import (
     CustomerRef,
@@ -34,7 +33,7 @@ from tests.integration.conftest import open_database
 from tests.support import publish, queue_depth, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-improvement_subscriptions = make_subscriptions(Thresholds())
+improvement_subscriptions = make_subscriptions()
 
 
 def li_si_verdict(issue_id: uuid.UUID) -> SatisfactionEvaluated:

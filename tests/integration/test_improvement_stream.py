@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.improvement.adapters.tables import followups, outbox, proposals
+from services.improvement.adapters.tables import followups, outbox, proposals, theme_changes
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.domain.themes import Thresholds
-from services.improvement.handlers import InvalidMove, make_subscriptions, move_proposal
+from services.improvement.handlers import make_subscriptions
+from services.improvement.handlers.themes import evaluate_changed_themes, move_proposal
 from shared.contracts import (
     Analysis,
     CustomerRef,
@@ -27,13 +28,14 @@ from shared.contracts import (
     new_event,
 )
 from shared.db import Database
+from shared.errors import Conflict
 from shared.messaging.consumer import record_in_inbox
 from shared.settings import Settings
 from tests.integration.conftest import open_database
 from tests.support import isolated_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-HANDLERS = {s.type: s for s in make_subscriptions(Thresholds())}
+HANDLERS = {s.type: s for s in make_subscriptions()}
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 42
 BAD_FROM = DAYS - 7  # the last week: delivery goes bad
@@ -121,14 +123,46 @@ def events(issues: list[Issue]) -> Iterator[EventData]:
             )
 
 
-async def deliver(db: Database, data: EventData, event_id: uuid.UUID | None = None) -> None:
-    """What the consumer runner does: inbox record and effect in one transaction."""
-    event = new_event("/test", data)
-    if event_id is not None:
-        event = event.model_copy(update={"id": event_id})
+async def deliver(db: Database, batch: list[tuple[uuid.UUID, EventData]]) -> None:
+    """What the consumer runner does with a batch: inbox rows, then each type's handler with
+    the fresh events of that type, in one transaction."""
+    events = [new_event("/test", data).model_copy(update={"id": eid}) for eid, data in batch]
     async with db.unit_of_work() as uow:
-        if await record_in_inbox(uow, improvement.inbox, [event]):
-            await HANDLERS[data.TYPE].handle([data], uow)
+        fresh = await record_in_inbox(uow, improvement.inbox, events)
+        handled: set[uuid.UUID] = set()
+        by_type: dict[str, list[EventData]] = {}
+        for event, (_, data) in zip(events, batch, strict=True):
+            if event.id in fresh and event.id not in handled:
+                handled.add(event.id)
+                by_type.setdefault(data.TYPE, []).append(data)
+        for event_type, items in by_type.items():
+            await HANDLERS[event_type].handle(items, uow)
+
+
+async def settle(db: Database) -> None:
+    """The theme worker's rounds until no theme change is left."""
+    while True:
+        await evaluate_changed_themes(db, Thresholds())
+        async with db.unit_of_work() as uow:
+            if not await uow.session.scalar(select(theme_changes.c.id).limit(1)):
+                return
+
+
+async def deliver_in_batches(
+    db: Database,
+    stamped: list[tuple[uuid.UUID, EventData]],
+    rng: random.Random,
+    evaluate_every: float = 1.0,
+) -> None:
+    """Batches of varying size; the theme worker runs after a share of them, and at the end."""
+    position = 0
+    while position < len(stamped):
+        size = rng.choice((1, 2, 7, 32, 100))
+        await deliver(db, stamped[position : position + size])
+        position += size
+        if rng.random() < evaluate_every:
+            await evaluate_changed_themes(db, Thresholds())
+    await settle(db)
 
 
 async def final_state(db: Database) -> dict[str, Any]:
@@ -160,8 +194,9 @@ async def test_one_theme_going_bad_gets_one_proposal_with_its_evidence(
 ) -> None:
     db = await open_database(private_stack, improvement)
     issues = stream()
-    for data in events(issues):
-        await deliver(db, data)
+    await deliver_in_batches(
+        db, [(uuid.uuid4(), data) for data in events(issues)], random.Random(5)
+    )
     state = await final_state(db)
     async with db.unit_of_work() as uow:
         rows = (await uow.session.execute(select(proposals))).all()
@@ -198,8 +233,7 @@ async def test_redelivered_and_out_of_order_events_reach_the_same_state(
     rng = random.Random(11)
     rng.shuffle(stamped)
     redelivered = stamped + rng.sample(stamped, len(stamped) // 5)  # a fifth arrive twice
-    for event_id, data in redelivered:
-        await deliver(db, data, event_id)
+    await deliver_in_batches(db, redelivered, rng, evaluate_every=0.3)
     state = await final_state(db)
     assert state["proposals"] == expected["proposals"]
     assert state["followups"] == expected["followups"]
@@ -215,7 +249,7 @@ async def test_people_move_a_proposal_and_each_move_is_an_event(private_stack: S
         async with db.unit_of_work() as uow:
             row = await move_proposal(uow, proposal_id, status, by="product-lead", note=status)
         assert row.status == status
-    with pytest.raises(InvalidMove):
+    with pytest.raises(Conflict):
         async with db.unit_of_work() as uow:
             await move_proposal(uow, proposal_id, "open", by="product-lead", note=None)
     async with db.unit_of_work() as uow:
@@ -242,8 +276,9 @@ async def test_people_move_a_proposal_and_each_move_is_an_event(private_stack: S
     late = Issue(
         uuid.uuid4(), "delivery", max(i.at for i in stream()) + timedelta(hours=1), "dissatisfied"
     )
-    for data in events([late]):
-        await deliver(db, data)
+    await deliver_in_batches(
+        db, [(uuid.uuid4(), data) for data in events([late])], random.Random(1)
+    )
     async with db.unit_of_work() as uow:
         assert len((await uow.session.execute(select(proposals))).all()) == 1
     await db.dispose()

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from services.improvement.adapters.tables import followups
 from services.improvement.bootstrap import definition as improvement
-from services.improvement.domain.themes import Thresholds
 from services.improvement.handlers import make_subscriptions
 from shared.contracts import (
     Analysis,
@@ -32,7 +31,7 @@ from tests.integration.conftest import open_database
 from tests.support import publish, queue_depth, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-improvement_handlers = {s.type: s for s in make_subscriptions(Thresholds())}
+improvement_handlers = {s.type: s for s in make_subscriptions()}
 
 
 @pytest.mark.parametrize("service", SERVICES)

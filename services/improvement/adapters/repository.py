@@ -1,40 +1,183 @@
-"""improvement's queries."""
+"""improvement's SQL: set-based reads and writes for batches, the theme queue, the read models."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import ColumnElement, Row, Table, column, func, select, text, update, values
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.improvement.adapters.tables import followups, issues, proposals
-from services.improvement.domain.followups import ACTIVE_PROPOSAL
+from services.improvement.adapters.tables import followups, issues, proposals, theme_changes
+from services.improvement.domain.followups import ACTIVE_PROPOSAL, Followup, Issue, Theme
 from services.improvement.domain.themes import ThemeKind, ThemeStats, Thresholds
+from shared.db import lock_for_transaction
 
 _THEME_COLUMN = {"intent": issues.c.intent, "need": issues.c.need_key}
+_ISSUE_FIELDS = [f.name for f in fields(Issue)]
+# What a follow-up's life changes; id, issue, customer, summary and created_at never change.
+_FOLLOWUP_CHANGES = (
+    "channel",
+    "need",
+    "intent",
+    "verdict",
+    "reason",
+    "status",
+    "note",
+    "updated_at",
+)
 
 
-async def get_issue(session: AsyncSession, issue_id: uuid.UUID) -> Row[Any] | None:
-    return (await session.execute(select(issues).where(issues.c.issue_id == issue_id))).first()
+# ------------------------------------------------------------------ issues and follow-ups
 
 
-async def followup_for_issue(session: AsyncSession, issue_id: uuid.UUID) -> Row[Any] | None:
-    return (
-        await session.execute(select(followups).where(followups.c.issue_id == issue_id))
+async def lock_issues(session: AsyncSession, issue_ids: Iterable[uuid.UUID]) -> None:
+    """Until commit, no other batch (here or in a replica) reads or writes these issues."""
+    await lock_for_transaction(session, *(f"issue:{issue_id}" for issue_id in issue_ids))
+
+
+async def issues_by_id(
+    session: AsyncSession, issue_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Issue]:
+    rows = await session.execute(select(issues).where(issues.c.issue_id.in_(issue_ids)))
+    return {row.issue_id: Issue(**row._asdict()) for row in rows}
+
+
+async def followups_by_issue(
+    session: AsyncSession, issue_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Followup]:
+    rows = await session.execute(select(followups).where(followups.c.issue_id.in_(issue_ids)))
+    return {row.issue_id: Followup(**row._asdict()) for row in rows}
+
+
+async def save_issues(session: AsyncSession, changed: Collection[Issue]) -> None:
+    """One multi-row upsert. The caller holds the issues' locks and folded every event into
+    the rows it read, older analyses and verdicts already set aside, so each row is final."""
+    if not changed:
+        return
+    statement = insert(issues).values(
+        [asdict(issue) for issue in sorted(changed, key=lambda i: i.issue_id)]
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[issues.c.issue_id],
+            set_={name: statement.excluded[name] for name in _ISSUE_FIELDS if name != "issue_id"},
+        )
+    )
+
+
+async def insert_followups(session: AsyncSession, opened: Collection[Followup]) -> None:
+    if opened:
+        await session.execute(followups.insert().values([asdict(f) for f in opened]))
+
+
+async def update_followups(session: AsyncSession, changed: Collection[Followup]) -> None:
+    """One ``UPDATE ... FROM (VALUES ...)`` for every follow-up that changed."""
+    if not changed:
+        return
+    names = ("id", *_FOLLOWUP_CHANGES)
+    rows = values(*(column(name, followups.c[name].type) for name in names), name="changed").data(
+        [tuple(getattr(f, name) for name in names) for f in sorted(changed, key=lambda f: f.id)]
+    )
+    await session.execute(
+        update(followups)
+        .where(followups.c.id == rows.c.id)
+        .values({name: rows.c[name] for name in _FOLLOWUP_CHANGES})
+    )
+
+
+async def followup_for_update(session: AsyncSession, followup_id: uuid.UUID) -> Followup | None:
+    row = (
+        await session.execute(
+            select(followups).where(followups.c.id == followup_id).with_for_update()
+        )
     ).first()
+    return Followup(**row._asdict()) if row is not None else None
+
+
+async def followup_page(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    issue_id: uuid.UUID | None,
+    intent: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[Followup]]:
+    """Newest first."""
+    conditions = _present(
+        followups.c.status == status if status else None,
+        followups.c.issue_id == issue_id if issue_id else None,
+        followups.c.intent == intent if intent else None,
+    )
+    order = [followups.c.created_at.desc(), followups.c.id]
+    total, rows = await _page(session, followups, conditions, order, limit, offset)
+    return total, [Followup(**row._asdict()) for row in rows]
+
+
+# ------------------------------------------------------------------ themes
+
+
+async def mark_themes(session: AsyncSession, themes: Collection[Theme]) -> None:
+    """Record that these themes' statistics moved: an append-only insert that never waits for
+    the theme worker (no conflicts, no locks shared with it)."""
+    if themes:
+        await session.execute(
+            theme_changes.insert().values(
+                [{"theme_kind": kind, "theme_key": key} for kind, key in sorted(themes)]
+            )
+        )
+
+
+async def changed_themes(session: AsyncSession, limit: int) -> list[Theme]:
+    """The themes with changes waiting, the longest-waiting first."""
+    rows = await session.execute(
+        select(theme_changes.c.theme_kind, theme_changes.c.theme_key)
+        .group_by(theme_changes.c.theme_kind, theme_changes.c.theme_key)
+        .order_by(func.min(theme_changes.c.id))
+        .limit(limit)
+    )
+    return [(row.theme_kind, row.theme_key) for row in rows]
+
+
+async def try_lock_theme(session: AsyncSession, theme: Theme) -> bool:
+    """Whether this transaction may evaluate the theme: never waits; released at commit."""
+    return bool(
+        await session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": "theme:{}:{}".format(*theme)},
+        )
+    )
+
+
+async def take_theme_changes(session: AsyncSession, theme: Theme) -> int:
+    """Remove the theme's waiting changes (with the transaction: kept if it rolls back).
+
+    Everything committed before this statement is seen by the statistics read after it (read
+    committed takes a new snapshot per statement); a change committed later stays queued for
+    the next round."""
+    kind, key = theme
+    deleted = await session.execute(
+        theme_changes.delete()
+        .where(theme_changes.c.theme_kind == kind, theme_changes.c.theme_key == key)
+        .returning(theme_changes.c.id)
+    )
+    return len(deleted.all())
 
 
 async def theme_stats(
     session: AsyncSession, kind: ThemeKind, key: str, thresholds: Thresholds
 ) -> ThemeStats | None:
     """Counts over the window ending at the theme's latest issue, and the baseline before it."""
-    column = _THEME_COLUMN[kind]
+    column_ = _THEME_COLUMN[kind]
     first, end = (
         await session.execute(
             select(func.min(issues.c.received_at), func.max(issues.c.received_at)).where(
-                column == key
+                column_ == key
             )
         )
     ).one()
@@ -44,7 +187,7 @@ async def theme_stats(
     baseline_start = start - thresholds.baseline
     in_window = issues.c.received_at > start
     in_baseline = issues.c.received_at <= start
-    row = (
+    counts = (
         await session.execute(
             select(
                 func.count().filter(in_window),
@@ -55,16 +198,19 @@ async def theme_stats(
                 func.count(issues.c.verdict).filter(in_baseline),
                 func.count().filter(in_baseline, issues.c.verdict == "satisfied"),
             ).where(
-                column == key, issues.c.received_at > baseline_start, issues.c.received_at <= end
+                column_ == key, issues.c.received_at > baseline_start, issues.c.received_at <= end
             )
         )
     ).one()
+    issues_, rated, satisfied, dissatisfied, baseline, baseline_rated, baseline_sat = (
+        int(n) for n in counts
+    )
     samples = (
         (
             await session.execute(
                 select(issues.c.issue_id)
                 .where(
-                    column == key,
+                    column_ == key,
                     in_window,
                     issues.c.received_at <= end,
                     issues.c.verdict == "dissatisfied",
@@ -77,8 +223,21 @@ async def theme_stats(
         .all()
     )
     return ThemeStats(
-        start, end, *(int(n) for n in row), first_issue_at=first, sample_issue_ids=list(samples)
+        period_start=start,
+        period_end=end,
+        issues=issues_,
+        rated=rated,
+        satisfied=satisfied,
+        dissatisfied=dissatisfied,
+        baseline_issues=baseline,
+        baseline_rated=baseline_rated,
+        baseline_satisfied=baseline_sat,
+        first_issue_at=first,
+        sample_issue_ids=list(samples),
     )
+
+
+# ------------------------------------------------------------------ proposals
 
 
 async def active_proposal(session: AsyncSession, kind: ThemeKind, key: str) -> Row[Any] | None:
@@ -104,3 +263,63 @@ async def closed_since(session: AsyncSession, kind: ThemeKind, key: str, since: 
         )
     )
     return bool(found)
+
+
+async def insert_proposal(session: AsyncSession, **values_: Any) -> None:
+    await session.execute(proposals.insert().values(**values_))
+
+
+async def update_proposal(
+    session: AsyncSession, proposal_id: uuid.UUID, **values_: Any
+) -> Row[Any]:
+    row: Row[Any] = (
+        await session.execute(
+            proposals.update()
+            .where(proposals.c.id == proposal_id)
+            .values(**values_)
+            .returning(proposals)
+        )
+    ).one()
+    return row
+
+
+async def proposal_for_update(session: AsyncSession, proposal_id: uuid.UUID) -> Row[Any] | None:
+    return (
+        await session.execute(
+            select(proposals).where(proposals.c.id == proposal_id).with_for_update()
+        )
+    ).first()
+
+
+async def proposal_page(
+    session: AsyncSession, *, status: str | None, theme_kind: str | None, limit: int, offset: int
+) -> tuple[int, list[Row[Any]]]:
+    """Highest priority first."""
+    conditions = _present(
+        proposals.c.status == status if status else None,
+        proposals.c.theme_kind == theme_kind if theme_kind else None,
+    )
+    order = [proposals.c.priority.desc(), proposals.c.opened_at, proposals.c.id]
+    return await _page(session, proposals, conditions, order, limit, offset)
+
+
+# ------------------------------------------------------------------ paging
+
+
+def _present(*conditions: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+    return [condition for condition in conditions if condition is not None]
+
+
+async def _page(
+    session: AsyncSession,
+    table: Table,
+    conditions: list[ColumnElement[bool]],
+    order: list[Any],
+    limit: int,
+    offset: int,
+) -> tuple[int, list[Row[Any]]]:
+    total = await session.scalar(select(func.count()).select_from(table).where(*conditions))
+    rows = await session.execute(
+        select(table).where(*conditions).order_by(*order).limit(limit).offset(offset)
+    )
+    return total or 0, list(rows)

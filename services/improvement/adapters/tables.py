@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, Index, String, Table, Text, Uuid, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Identity,
+    Index,
+    String,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
@@ -74,4 +86,17 @@ Index(
     proposals.c.theme_key,
     unique=True,
     postgresql_where=text("status IN ('open', 'accepted', 'in_progress')"),
+)
+
+# Themes whose statistics moved, waiting for the theme worker. Messages only append here (no
+# conflicts, so no message waits for an evaluation); the worker deletes what it evaluated.
+theme_changes = Table(
+    "theme_changes",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("theme_kind", String(10), nullable=False),
+    Column("theme_key", Text, nullable=False),
+)
+Index(
+    "ix_theme_changes_theme_kind_theme_key", theme_changes.c.theme_kind, theme_changes.c.theme_key
 )

@@ -1,23 +1,29 @@
-"""improvement's API: follow-ups and proposals to read, and to move along."""
+"""improvement's API: follow-ups and proposals to read, and to move along. Thin: validate, call
+a handler or the repository, answer with a read model."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlalchemy import Row, Table, func, select
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
-from services.improvement import handlers
-from services.improvement.adapters.tables import followups, proposals
+from services.improvement.adapters import repository as repo
 from services.improvement.domain.themes import theme_name
+from services.improvement.handlers import followups, themes
 from shared.auth import Principal, require
-from shared.contracts import FollowupStatus, Intent, ProposalStatus
+from shared.contracts import (
+    Channel,
+    CustomerRef,
+    Evidence,
+    FollowupStatus,
+    Intent,
+    ProposalStatus,
+    Verdict,
+)
 from shared.http import DatabaseDep
-from shared.problems import Problem
 from shared.validation import NoNul
 
 router = APIRouter(prefix="/v1")
@@ -43,65 +49,56 @@ class ProposalMove(BaseModel):
     note: Note | None = None
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except handlers.NotFound as exc:
-        raise Problem(404, "Not found", str(exc)) from exc
-    except handlers.InvalidMove as exc:
-        raise Problem(409, "Conflict", str(exc), field="status") from exc
+class FollowupRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    followup_id: uuid.UUID = Field(validation_alias="id")
+    issue_id: uuid.UUID | None
+    customer: CustomerRef | None
+    channel: Channel | None
+    need: str | None
+    intent: Intent | None
+    verdict: Verdict
+    reason: str
+    summary: str
+    status: FollowupStatus
+    note: str | None
+    created_at: datetime
+    updated_at: datetime
 
 
-def _followup(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "followup_id": row.id,
-        "issue_id": row.issue_id,
-        "customer": row.customer,
-        "channel": row.channel,
-        "need": row.need,
-        "intent": row.intent,
-        "verdict": row.verdict,
-        "reason": row.reason,
-        "summary": row.summary,
-        "status": row.status,
-        "note": row.note,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }
+class FollowupPage(BaseModel):
+    total: int
+    offset: int
+    items: list[FollowupRead]
 
 
-def _proposal(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "proposal_id": row.id,
-        "theme": theme_name(row.theme_kind, row.theme_key),
-        "theme_kind": row.theme_kind,
-        "theme_key": row.theme_key,
-        "status": row.status,
-        "evidence": row.evidence,
-        "recommendation": row.recommendation,
-        "priority": row.priority,
-        "note": row.note,
-        "opened_at": row.opened_at,
-        "updated_at": row.updated_at,
-        "closed_at": row.closed_at,
-    }
+class ProposalRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    proposal_id: uuid.UUID = Field(validation_alias="id")
+    theme_kind: Literal["intent", "need"]
+    theme_key: str
+    status: ProposalStatus
+    evidence: Evidence
+    recommendation: str
+    priority: float
+    note: str | None
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def theme(self) -> str:
+        return theme_name(self.theme_kind, self.theme_key)
 
 
-async def _page(
-    db: DatabaseDep, table: Table, conditions: list[Any], order: list[Any], limit: int, offset: int
-) -> tuple[int, list[Row[Any]]]:
-    async with db.unit_of_work() as uow:
-        total = await uow.session.scalar(select(func.count()).select_from(table).where(*conditions))
-        rows = (
-            await uow.session.execute(
-                select(table).where(*conditions).order_by(*order).limit(limit).offset(offset)
-            )
-        ).all()
-    return total or 0, list(rows)
+class ProposalPage(BaseModel):
+    total: int
+    offset: int
+    items: list[ProposalRead]
 
 
-@router.get("/followups")
+@router.get("/followups", response_model=FollowupPage)
 async def list_followups(
     db: DatabaseDep,
     _: CanRead,
@@ -110,36 +107,29 @@ async def list_followups(
     intent: Intent | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> FollowupPage:
     """Newest first."""
-    conditions = [
-        c
-        for c in (
-            followups.c.status == status if status else None,
-            followups.c.issue_id == issue_id if issue_id else None,
-            followups.c.intent == intent if intent else None,
+    async with db.unit_of_work() as uow:
+        total, rows = await repo.followup_page(
+            uow.session, status=status, issue_id=issue_id, intent=intent, limit=limit, offset=offset
         )
-        if c is not None
-    ]
-    total, rows = await _page(
-        db, followups, conditions, [followups.c.created_at.desc(), followups.c.id], limit, offset
+    return FollowupPage(
+        total=total, offset=offset, items=[FollowupRead.model_validate(row) for row in rows]
     )
-    return {"total": total, "offset": offset, "items": [_followup(row) for row in rows]}
 
 
-@router.patch("/followups/{followup_id}")
+@router.patch("/followups/{followup_id}", response_model=FollowupRead)
 async def move_followup(
     followup_id: uuid.UUID, move: FollowupMove, db: DatabaseDep, _: CanWrite
-) -> dict[str, Any]:
-    with _refusals():
-        async with db.unit_of_work() as uow:
-            row = await handlers.move_followup(
-                uow, followup_id, move.status, by=move.by, note=move.note
-            )
-    return _followup(row)
+) -> FollowupRead:
+    async with db.unit_of_work() as uow:
+        followup = await followups.move_followup(
+            uow, followup_id, move.status, by=move.by, note=move.note
+        )
+    return FollowupRead.model_validate(followup)
 
 
-@router.get("/improvements")
+@router.get("/improvements", response_model=ProposalPage)
 async def list_improvements(
     db: DatabaseDep,
     _: CanRead,
@@ -147,28 +137,21 @@ async def list_improvements(
     theme_kind: Literal["intent", "need"] | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> ProposalPage:
     """Highest priority first, each with its evidence."""
-    conditions = [
-        c
-        for c in (
-            proposals.c.status == status if status else None,
-            proposals.c.theme_kind == theme_kind if theme_kind else None,
+    async with db.unit_of_work() as uow:
+        total, rows = await repo.proposal_page(
+            uow.session, status=status, theme_kind=theme_kind, limit=limit, offset=offset
         )
-        if c is not None
-    ]
-    order = [proposals.c.priority.desc(), proposals.c.opened_at, proposals.c.id]
-    total, rows = await _page(db, proposals, conditions, order, limit, offset)
-    return {"total": total, "offset": offset, "items": [_proposal(row) for row in rows]}
+    return ProposalPage(
+        total=total, offset=offset, items=[ProposalRead.model_validate(row) for row in rows]
+    )
 
 
-@router.patch("/improvements/{proposal_id}")
+@router.patch("/improvements/{proposal_id}", response_model=ProposalRead)
 async def move_proposal(
     proposal_id: uuid.UUID, move: ProposalMove, db: DatabaseDep, _: CanWrite
-) -> dict[str, Any]:
-    with _refusals():
-        async with db.unit_of_work() as uow:
-            row = await handlers.move_proposal(
-                uow, proposal_id, move.status, by=move.by, note=move.note
-            )
-    return _proposal(row)
+) -> ProposalRead:
+    async with db.unit_of_work() as uow:
+        row = await themes.move_proposal(uow, proposal_id, move.status, by=move.by, note=move.note)
+    return ProposalRead.model_validate(row)

@@ -1,0 +1,88 @@
+"""Follow-ups: what each batch of events does to its issues, their follow-ups and the themes.
+
+A batch locks its issues once, reads them and their follow-ups in one statement each, folds the
+events in order in ``domain.followups.Batch`` (several may concern one issue), and writes set-wise.
+The themes it touched are only marked: their statistics are the theme worker's (``themes``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from services.improvement.adapters import repository as repo
+from services.improvement.domain.followups import Batch, Followup, move
+from shared.contracts import (
+    EventData,
+    FollowupStatus,
+    IssueAnalyzed,
+    IssueReceived,
+    SatisfactionEvaluated,
+)
+from shared.db import UnitOfWork
+from shared.errors import NotFound
+from shared.messaging.consumer import Subscription, subscribe
+
+E = TypeVar("E", bound=EventData)
+
+
+async def fold(
+    uow: UnitOfWork,
+    items: Sequence[E],
+    issue_id: Callable[[E], uuid.UUID | None],
+    apply: Callable[[Batch, E], None],
+) -> None:
+    """Lock, read, decide in memory, write: a fixed number of statements per batch."""
+    ids = sorted({i for i in map(issue_id, items) if i is not None})
+    await repo.lock_issues(uow.session, ids)
+    batch = Batch(
+        issues=await repo.issues_by_id(uow.session, ids),
+        followups=await repo.followups_by_issue(uow.session, ids),
+        now=datetime.now(UTC),
+    )
+    for item in items:
+        apply(batch, item)
+    await repo.save_issues(uow.session, batch.issues_changed.values())
+    await repo.insert_followups(uow.session, batch.opened)
+    await repo.update_followups(uow.session, batch.followups_changed.values())
+    await repo.mark_themes(uow.session, batch.themes)
+    for event in batch.events:
+        await uow.emit(event)
+
+
+async def on_issue_received(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
+    await fold(uow, items, lambda e: e.issue_id, Batch.received)
+
+
+async def on_issue_analyzed(items: Sequence[IssueAnalyzed], uow: UnitOfWork) -> None:
+    await fold(uow, items, lambda e: e.issue_id, Batch.analyzed)
+
+
+async def on_satisfaction_evaluated(
+    items: Sequence[SatisfactionEvaluated], uow: UnitOfWork
+) -> None:
+    await fold(uow, items, lambda e: e.issue_id, Batch.evaluated)
+
+
+def make_subscriptions() -> list[Subscription[Any]]:
+    return [
+        subscribe(IssueReceived, on_issue_received),
+        subscribe(IssueAnalyzed, on_issue_analyzed),
+        subscribe(SatisfactionEvaluated, on_satisfaction_evaluated),
+    ]
+
+
+async def move_followup(
+    uow: UnitOfWork, followup_id: uuid.UUID, status: FollowupStatus, *, by: str, note: str | None
+) -> Followup:
+    """A person moves a follow-up along, or notes something on it."""
+    followup = await repo.followup_for_update(uow.session, followup_id)
+    if followup is None:
+        raise NotFound(f"no follow-up {followup_id}")
+    event = move(followup, status, by=by, note=note, now=datetime.now(UTC))
+    if event is not None:
+        await repo.update_followups(uow.session, [followup])
+        await uow.emit(event)
+    return followup
