@@ -62,9 +62,17 @@ def sqlstate(exc: BaseException) -> str | None:
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
+# Shutting down, starting up ("the database system is starting up"), or out of connections.
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+
+
 def is_transient_db_error(exc: BaseException) -> bool:
     """True when the database is away or the work collided, not when the statement is wrong."""
     if isinstance(exc, OSError | TimeoutError | PoolTimeout | asyncpg.PostgresConnectionError):
+        return True
+    if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
+        return True
+    if sqlstate(exc) in _UNAVAILABLE_SQLSTATES:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
@@ -199,3 +207,45 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# --- A plain asyncpg pool, for hot paths that need no ORM (intake's issue acceptance) ---
+
+
+class DatabaseBusy(Exception):
+    """Every connection stayed busy for the whole wait: back-pressure, not an outage."""
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release without the reset round trip: the hot paths leave no session state behind
+    (asyncpg still rolls back a transaction left open)."""
+
+
+async def create_pool(url: str, *, size: int, connect_timeout: float) -> asyncpg.Pool:
+    """Connections open on demand, so a service starts (and answers 503) with the database down."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        min_size=0,
+        max_size=size,
+        timeout=connect_timeout,
+        command_timeout=30,
+        reset=_keep_session,
+    )
+    return pool
+
+
+@asynccontextmanager
+async def pooled_connection(
+    pool: asyncpg.Pool, *, wait: float
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection within ``wait`` seconds, or DatabaseBusy while the pool's connections work."""
+    try:
+        connection = await pool.acquire(timeout=wait)
+    except TimeoutError:
+        if pool.get_size() == 0:
+            raise  # not one connection could be opened: the database is away
+        raise DatabaseBusy(f"no database connection free within {wait}s") from None
+    try:
+        yield connection
+    finally:
+        await pool.release(connection)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import Database
 from shared.problems import Problem, problem_response
 from shared.settings import Settings
+
+
+class FastJSON(Response):
+    """A JSON answer rendered by orjson: a fraction of the cost of json.dumps."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class BodySizeLimit:
@@ -46,12 +57,14 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
-def _db(request: Request) -> Database:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, which costs
+# more than the whole hot request.
+async def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

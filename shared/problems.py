@@ -8,16 +8,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import Counter
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import is_transient_db_error, sqlstate
+from shared.db import DatabaseBusy, is_transient_db_error, sqlstate
 from shared.errors import DomainError
 from shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger(__name__)
+BUSY = Counter("kefu_http_busy_total", "Requests refused with 503: every connection was busy")
 
 
 class Problem(Exception):
@@ -156,6 +159,16 @@ class UnhandledErrors:
                 # client's data, not our fault; validation should learn to refuse it.
                 log.warning("value refused by the database", path=path, error=str(exc))
                 problem = Problem(422, "Invalid request", "a value cannot be stored")
+            elif isinstance(exc, DatabaseBusy | PoolTimeout):
+                # Every connection is at work: back-pressure, the database is fine. Counted,
+                # not logged: a log line per refusal would add to the overload.
+                BUSY.inc()
+                problem = Problem(
+                    503,
+                    "Service busy",
+                    "the service is busy with other requests; retry later",
+                    headers={"Retry-After": "1"},
+                )
             elif is_transient_db_error(exc):
                 log.warning("database unavailable", path=path, error=str(exc))
                 problem = Problem(

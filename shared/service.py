@@ -216,6 +216,7 @@ def run(definition: ServiceDefinition) -> None:
         host=host,
         port=port,
         log_config=None,
+        access_log=settings.access_log,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )

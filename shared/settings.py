@@ -33,6 +33,11 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
     db_timeout_seconds: float = 5.0
+    # Longest a request waits for a free connection before it is refused as busy (503 with
+    # Retry-After): back-pressure well before a client would time out.
+    db_wait_seconds: float = 1.0
+    # One log line per HTTP request: off by default, it costs as much as a hot request.
+    access_log: bool = False
     # A consumer handles up to a batch per transaction; the prefetch window holds the next one.
     consumer_batch_size: int = 100
     prefetch: int = 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Row
 
 from services.intake.adapters import repository as repo
+from services.intake.adapters.accept import IssueStore, NewIssue
 from services.intake.domain.commands import CustomerIn, ResolveIssue, SubmitFeedback, SubmitIssue
 from services.intake.domain.customers import normalize_contacts
 from shared.contracts import (
@@ -20,24 +22,15 @@ from shared.contracts import (
     IssueResolved,
     Rating,
     Resolution,
+    new_event,
 )
 from shared.db import UnitOfWork, lock_for_transaction
+from shared.errors import Conflict, DomainError, InvalidInput, NotFound, UnknownReference
 
 _ratings: TypeAdapter[Rating] = TypeAdapter(Rating)
-
-
-class Conflict(Exception):
-    """The idempotency key is taken by a different body."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class NotFound(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+# Stands for the customer in an issue.received event until the statement that stores the issue
+# puts the matched customer there.
+_CUSTOMER_TBD = CustomerRef(customer_id=uuid.UUID(int=0))
 
 
 @dataclass(frozen=True)
@@ -76,71 +69,91 @@ def _replay_feedback(existing: Row[Any], fingerprint: str) -> Accepted:
 
 def _replay(existing: Row[Any], fingerprint: str, what: str) -> Accepted:
     if existing.fingerprint != fingerprint:
-        raise Conflict(
-            "external_id",
-            f"{what} with channel {existing.channel!r} and external_id {existing.external_id!r} "
-            "was already accepted with a different body",
-        )
+        raise _conflict(what, existing.channel, existing.external_id)
     return Accepted(id=existing.id, duplicate=True)
 
 
-async def submit_issue(cmd: SubmitIssue, uow: UnitOfWork, *, default_region: str) -> Accepted:
-    """Store the issue and its ``issue.received`` event in one transaction, once per key."""
-    fingerprint = cmd.fingerprint()
-    # One transaction at a time per (channel, external_id): a concurrent retry then sees the
-    # committed issue below, and feedback that names the issue by its key is never left waiting.
-    await lock_for_transaction(uow.session, f"issue-key:{cmd.channel}:{cmd.external_id}")
-    # A retry must change nothing, not even the customer: answer it before touching anything.
-    existing = await repo.issue_by_key(uow.session, cmd.channel, cmd.external_id)
-    if existing is not None:
-        return _replay(existing, fingerprint, "an issue")
-    customer = await _customer(uow, cmd.customer, default_region)
+def _conflict(what: str, channel: str, external_id: str) -> Conflict:
+    return Conflict(
+        f"{what} with channel {channel!r} and external_id {external_id!r} "
+        "was already accepted with a different body",
+        field="external_id",
+    )
+
+
+def _new_issue(cmd: SubmitIssue, *, default_region: str, source: str) -> bytes:
+    """The issue as the store takes it, and its event; InvalidInput names what is wrong."""
+    contacts = normalize_contacts(
+        name=cmd.customer.name,
+        email=cmd.customer.email,
+        phone=cmd.customer.phone,
+        external_id=cmd.customer.external_id,
+        default_region=default_region,
+    )
     issue_id = uuid.uuid4()
     received_at = datetime.now(UTC)
-    await repo.insert_issue(
-        uow.session,
-        id=issue_id,
-        channel=cmd.channel,
-        external_id=cmd.external_id,
-        customer_id=customer.id,
-        subject=cmd.subject,
-        text=cmd.text,
-        language=cmd.language,
-        metadata=cmd.metadata,
-        occurred_at=cmd.occurred_at,
-        received_at=received_at,
-        fingerprint=fingerprint,
-    )
-    customer_ref = _customer_ref(customer)
-    await uow.emit(
+    event = new_event(
+        source,
         IssueReceived(
             issue_id=issue_id,
             channel=cmd.channel,
             external_id=cmd.external_id,
-            customer=customer_ref,
+            customer=_CUSTOMER_TBD,
             subject=cmd.subject,
             text=cmd.text,
             language=cmd.language,
             metadata=cmd.metadata,
             occurred_at=cmd.occurred_at,
             received_at=received_at,
-        )
+        ),
     )
-    pending = await repo.link_pending_feedback(
-        uow.session, issue_id, customer.id, cmd.channel, cmd.external_id
+    issue = NewIssue(
+        id=issue_id,
+        channel=cmd.channel,
+        external_id=cmd.external_id,
+        contacts=contacts,
+        subject=cmd.subject,
+        text=cmd.text,
+        language=cmd.language,
+        metadata=cmd.metadata,
+        occurred_at=cmd.occurred_at,
+        received_at=received_at,
+        fingerprint=cmd.fingerprint(),
+        event=event.model_dump(mode="json"),
     )
-    for row in pending:
-        await uow.emit(
-            FeedbackSubmitted(
-                feedback_id=row.id,
-                issue_id=issue_id,
-                customer=customer_ref,
-                rating=_ratings.validate_python(row.rating) if row.rating else None,
-                comment=row.comment,
-                submitted_at=row.submitted_at,
-            )
-        )
-    return Accepted(id=issue_id, duplicate=False)
+    try:
+        return issue.encode()
+    except ValueError as exc:
+        raise InvalidInput(f"a value cannot be stored: {exc}") from exc
+
+
+async def submit_issues(
+    cmds: Sequence[SubmitIssue], store: IssueStore, *, default_region: str, source: str
+) -> list[Accepted | DomainError]:
+    """Store each new issue and its ``issue.received`` event, once per key, in one statement.
+
+    One answer per command, in order: accepted, a duplicate of the issue stored under its key
+    (an earlier command of the same batch included), or the refusal of that command alone.
+    """
+    refusals: dict[int, DomainError] = {}
+    encoded: list[bytes] = []
+    for position, cmd in enumerate(cmds):
+        try:
+            encoded.append(_new_issue(cmd, default_region=default_region, source=source))
+        except DomainError as refused:
+            refusals[position] = refused
+    stored = iter(await store.accept(encoded) if encoded else ())
+    answers: list[Accepted | DomainError] = []
+    for position, cmd in enumerate(cmds):
+        if position in refusals:
+            answers.append(refusals[position])
+            continue
+        outcome = next(stored)
+        if outcome.outcome == "conflict":
+            answers.append(_conflict("an issue", cmd.channel, cmd.external_id))
+        else:
+            answers.append(Accepted(id=outcome.issue_id, duplicate=outcome.outcome == "duplicate"))
+    return answers
 
 
 async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_region: str) -> Accepted:
@@ -154,7 +167,7 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
     if cmd.issue_id is not None:
         issue = await repo.get_issue(uow.session, cmd.issue_id)
         if issue is None:
-            raise NotFound("issue_id", f"no issue {cmd.issue_id}")
+            raise UnknownReference(f"no issue {cmd.issue_id}", field="issue_id")
     elif cmd.issue is not None:
         await lock_for_transaction(
             uow.session, f"issue-key:{cmd.issue.channel}:{cmd.issue.external_id}"
@@ -209,11 +222,11 @@ async def resolve_issue(issue_id: uuid.UUID, cmd: ResolveIssue, uow: UnitOfWork)
     """Record how an issue was served; repeating the same resolution is a no-op."""
     issue = await repo.get_issue(uow.session, issue_id, for_update=True)
     if issue is None:
-        raise NotFound("issue_id", f"no issue {issue_id}")
+        raise NotFound(f"no issue {issue_id}", field="issue_id")
     resolution = Resolution(resolved_by=cmd.resolved_by, summary=cmd.summary, code=cmd.code)
     if issue.resolution is not None:
         if issue.resolution != resolution.model_dump(mode="json"):
-            raise Conflict("resolution", f"issue {issue_id} was already resolved differently")
+            raise Conflict(f"issue {issue_id} was already resolved differently", field="resolution")
         return Accepted(id=issue_id, duplicate=True)
     resolved_at = cmd.resolved_at or datetime.now(UTC)
     await repo.set_resolution(
@@ -234,7 +247,7 @@ async def resolve_issue(issue_id: uuid.UUID, cmd: ResolveIssue, uow: UnitOfWork)
 async def get_issue(issue_id: uuid.UUID, uow: UnitOfWork) -> dict[str, Any]:
     issue = await repo.get_issue(uow.session, issue_id)
     if issue is None:
-        raise NotFound("issue_id", f"no issue {issue_id}")
+        raise NotFound(f"no issue {issue_id}", field="issue_id")
     customer = await repo.get_customer(uow.session, issue.customer_id)
     return {
         "issue_id": issue.id,

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aio_pika
+import asyncpg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import func, select
 
 from services.intake import handlers
+from services.intake.adapters.accept import IssueStore
 from services.intake.adapters.tables import issues, outbox
 from services.intake.bootstrap import definition as intake
 from services.intake.domain.commands import SubmitIssue
+from shared.db import asyncpg_dsn, create_pool
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import declare_archive
 from shared.relay import OutboxRelay
@@ -35,6 +40,23 @@ def issue(external_id: str) -> SubmitIssue:
     )
 
 
+@asynccontextmanager
+async def issue_store(settings: Settings) -> AsyncIterator[IssueStore]:
+    pool = await create_pool(settings.service_database_url("intake"), size=10, connect_timeout=5)
+    try:
+        yield IssueStore(pool, notify_channel="kefu_outbox_intake", wait_seconds=5)
+    finally:
+        await pool.close()
+
+
+async def submit(store: IssueStore, cmd: SubmitIssue) -> handlers.Accepted:
+    [answer] = await handlers.submit_issues(
+        [cmd], store, default_region="CN", source="/kefu/intake"
+    )
+    assert isinstance(answer, handlers.Accepted), answer
+    return answer
+
+
 async def counts(db, external_id: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     async with db.unit_of_work() as uow:
         issue_count = await uow.session.scalar(
@@ -50,18 +72,27 @@ async def counts(db, external_id: str) -> tuple[int, int]:  # type: ignore[no-un
 
 async def test_issue_and_its_event_commit_together(private_stack: Settings) -> None:
     db = await open_database(private_stack, intake)
-    async with db.unit_of_work() as uow:
-        await handlers.submit_issue(issue("commit-1"), uow, default_region="CN")
+    async with issue_store(private_stack) as store:
+        await submit(store, issue("commit-1"))
     assert await counts(db, "commit-1") == (1, 1)
     await db.dispose()
 
 
 async def test_issue_and_its_event_roll_back_together(private_stack: Settings) -> None:
+    """The statement that stores an issue and its event commits or rolls back as one."""
     db = await open_database(private_stack, intake)
-    with pytest.raises(RuntimeError):
-        async with db.unit_of_work() as uow:
-            await handlers.submit_issue(issue("rollback-1"), uow, default_region="CN")
-            raise RuntimeError("crash after both writes, before commit")
+    encoded = handlers._new_issue(issue("rollback-1"), default_region="CN", source="/kefu/intake")
+    conn = await asyncpg.connect(asyncpg_dsn(private_stack.service_database_url("intake")))
+    try:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await conn.fetch(
+                    "SELECT * FROM intake.accept_issues($1::jsonb, 'kefu_outbox_intake')",
+                    f"[{encoded.decode()}]",
+                )
+                raise RuntimeError("crash after both writes, before commit")
+    finally:
+        await conn.close()
     assert await counts(db, "rollback-1") == (0, 0)
     await db.dispose()
 
@@ -83,8 +114,8 @@ async def test_relay_marks_nothing_sent_without_a_confirm(
     private_stack: Settings, amqp: AbstractRobustConnection
 ) -> None:
     db = await open_database(private_stack, intake)
-    async with db.unit_of_work() as uow:
-        await handlers.submit_issue(issue("unconfirmed-1"), uow, default_region="CN")
+    async with issue_store(private_stack) as store:
+        await submit(store, issue("unconfirmed-1"))
     channel = await amqp.channel()
     # An exchange with no queue bound: the broker returns the mandatory publish.
     await channel.declare_exchange("kefu.test.nowhere", aio_pika.ExchangeType.TOPIC)
@@ -125,12 +156,8 @@ async def test_relay_marks_nothing_sent_without_a_confirm(
 
 async def test_concurrent_retries_of_one_message_make_one_issue(private_stack: Settings) -> None:
     db = await open_database(private_stack, intake)
-
-    async def submit() -> handlers.Accepted:
-        async with db.unit_of_work() as uow:
-            return await handlers.submit_issue(issue("race-1"), uow, default_region="CN")
-
-    results = await asyncio.gather(*(submit() for _ in range(8)))
+    async with issue_store(private_stack) as store:
+        results = await asyncio.gather(*(submit(store, issue("race-1")) for _ in range(8)))
     assert len({result.id for result in results}) == 1
     assert sorted(result.duplicate for result in results) == [False] + [True] * 7
     assert await counts(db, "race-1") == (1, 1)

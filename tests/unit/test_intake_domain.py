@@ -2,7 +2,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.intake.domain.commands import SubmitFeedback, SubmitIssue
-from services.intake.domain.customers import InvalidField, normalize_email, normalize_phone
+from services.intake.domain.customers import normalize_email, normalize_phone
+from shared.errors import InvalidInput
 
 SEED = {
     "channel": "email",
@@ -20,14 +21,14 @@ def test_phone_numbers_normalise_to_e164_with_the_default_region() -> None:
 
 @pytest.mark.parametrize("raw", ["123", "not a phone", "+86 1"])
 def test_bad_phone_names_the_field(raw: str) -> None:
-    with pytest.raises(InvalidField) as err:
+    with pytest.raises(InvalidInput) as err:
         normalize_phone(raw, "CN")
     assert err.value.field == "customer.phone"
 
 
 def test_email_normalised_and_checked() -> None:
     assert normalize_email(" ZhangSan@Example.COM ") == "zhangsan@example.com"
-    with pytest.raises(InvalidField) as err:
+    with pytest.raises(InvalidInput) as err:
         normalize_email("zhangsan@")
     assert err.value.field == "customer.email"
 

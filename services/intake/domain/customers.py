@@ -7,12 +7,7 @@ from dataclasses import dataclass
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-
-class InvalidField(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+from shared.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -28,7 +23,7 @@ def normalize_email(raw: str) -> str:
     try:
         return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise InvalidField("customer.email", str(exc)) from exc
+        raise InvalidInput(str(exc), field="customer.email") from exc
 
 
 def normalize_phone(raw: str, default_region: str) -> str:
@@ -36,10 +31,10 @@ def normalize_phone(raw: str, default_region: str) -> str:
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidField("customer.phone", f"not a phone number: {exc}") from exc
+        raise InvalidInput(f"not a phone number: {exc}", field="customer.phone") from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidField(
-            "customer.phone", f"not a valid phone number for region {default_region}"
+        raise InvalidInput(
+            f"not a valid phone number for region {default_region}", field="customer.phone"
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

@@ -1,131 +1,212 @@
-"""intake's HTTP API (contract v1). Thin: validate, call a handler, shape the answer."""
+"""intake's HTTP API (contract v1). Thin: validate, call a handler, shape the answer.
+
+Domain refusals (shared/errors.py) become problem details in shared/problems.py.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import ValidationError
 
 from services.intake import handlers
+from services.intake.adapters.accept import IssueStore
 from services.intake.domain.commands import (
     ResolveIssue,
     SubmitFeedback,
     SubmitIssue,
     SubmitIssueBatch,
 )
-from services.intake.domain.customers import InvalidField
+from services.intake.entrypoints.schemas import (
+    BatchResults,
+    FeedbackAccepted,
+    IssueAccepted,
+    IssueView,
+    ProblemDetails,
+)
 from shared.auth import Principal, require
-from shared.http import DatabaseDep, SettingsDep
-from shared.problems import Problem, validation_problem
+from shared.db import Database, create_pool
+from shared.errors import DomainError
+from shared.http import DatabaseDep, FastJSON, SettingsDep
+from shared.problems import domain_problem, validation_problem
+from shared.settings import Settings
 
-router = APIRouter(prefix="/v1")
+
+@asynccontextmanager
+async def _issue_store(app: FastAPI) -> AsyncIterator[None]:
+    """A plain asyncpg pool for accepting issues, beside the service's SQLAlchemy engine."""
+    settings: Settings = app.state.settings
+    db: Database = app.state.db
+    pool = await create_pool(
+        settings.service_database_url("intake"),
+        size=settings.db_pool_size,
+        connect_timeout=settings.db_timeout_seconds,
+    )
+    app.state.issue_store = IssueStore(
+        pool, notify_channel=db.outbox.notify_channel, wait_seconds=settings.db_wait_seconds
+    )
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+async def _store(request: Request) -> IssueStore:
+    store: IssueStore = request.app.state.issue_store
+    return store
+
+
+async def _source(request: Request) -> str:
+    db: Database = request.app.state.db
+    return db.outbox.source
+
+
+router = APIRouter(prefix="/v1", lifespan=_issue_store)
 CanWriteIssues = Annotated[Principal, Depends(require("issues:write"))]
 CanReadIssues = Annotated[Principal, Depends(require("issues:read"))]
 CanWriteFeedback = Annotated[Principal, Depends(require("feedback:write"))]
+StoreDep = Annotated[IssueStore, Depends(_store)]
+SourceDep = Annotated[str, Depends(_source)]
+
+_PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {**_PROBLEM, "description": description}
+    for status, description in (
+        (401, "No API key, or an unknown or revoked one"),
+        (403, "The API key lacks the scope"),
+        (413, "The body is too large"),
+        (422, "The body is invalid; `field` names the field at fault"),
+        (503, "Busy or the database is unavailable: retry after `Retry-After` seconds"),
+    )
+}
 
 
-@contextmanager
-def domain_problems(*, not_found: int = 422) -> Iterator[None]:
-    """Domain refusals become problem details naming the field at fault.
-
-    A missing issue named in the URL is a 404; named in the body it is a 422.
-    """
-    try:
-        yield
-    except InvalidField as exc:
-        raise Problem(
-            422, "Invalid request", f"{exc.field}: {exc.message}", field=exc.field
-        ) from exc
-    except handlers.NotFound as exc:
-        title = "Not found" if not_found == 404 else "Invalid request"
-        raise Problem(not_found, title, str(exc), field=exc.field) from exc
-    except handlers.Conflict as exc:
-        raise Problem(409, "Conflict", str(exc), field=exc.field) from exc
+def _issue_answer(result: handlers.Accepted) -> FastJSON:
+    body = {"issue_id": str(result.id), "status": "accepted", "duplicate": result.duplicate}
+    return FastJSON(body, status_code=200 if result.duplicate else 202)
 
 
-def _accepted(result: handlers.Accepted, key: str) -> JSONResponse:
+def _feedback_answer(result: handlers.Accepted) -> FastJSON:
     status = "pending_issue" if result.pending_issue else "accepted"
-    body = {key: str(result.id), "status": status, "duplicate": result.duplicate}
-    return JSONResponse(body, status_code=200 if result.duplicate else 202)
+    body = {"feedback_id": str(result.id), "status": status, "duplicate": result.duplicate}
+    return FastJSON(body, status_code=200 if result.duplicate else 202)
 
 
-@router.post("/issues", status_code=202)
+@router.post(
+    "/issues",
+    status_code=202,
+    response_model=IssueAccepted,
+    responses={
+        200: {"model": IssueAccepted, "description": "A retry: the issue stored under this key"},
+        409: {**_PROBLEM, "description": "This key was accepted with a different body"},
+        **_REFUSALS,
+    },
+)
 async def submit_issue(
-    cmd: SubmitIssue, db: DatabaseDep, settings: SettingsDep, _: CanWriteIssues
-) -> JSONResponse:
-    with domain_problems():
-        async with db.unit_of_work() as uow:
-            result = await handlers.submit_issue(
-                cmd, uow, default_region=settings.default_phone_region
-            )
-    return _accepted(result, "issue_id")
+    cmd: SubmitIssue,
+    store: StoreDep,
+    source: SourceDep,
+    settings: SettingsDep,
+    _: CanWriteIssues,
+) -> FastJSON:
+    """Accept one issue: 202 once it and its event are committed."""
+    [answer] = await handlers.submit_issues(
+        [cmd], store, default_region=settings.default_phone_region, source=source
+    )
+    if isinstance(answer, DomainError):
+        raise answer
+    return _issue_answer(answer)
 
 
-@router.post("/issues/batch")
+@router.post("/issues/batch", response_model=BatchResults, responses=_REFUSALS)
 async def submit_issue_batch(
-    batch: SubmitIssueBatch, db: DatabaseDep, settings: SettingsDep, _: CanWriteIssues
-) -> dict[str, Any]:
-    """Each item is validated and committed on its own; the answer lists every item's outcome."""
-    results: list[dict[str, Any]] = []
+    batch: SubmitIssueBatch,
+    store: StoreDep,
+    source: SourceDep,
+    settings: SettingsDep,
+    _: CanWriteIssues,
+) -> FastJSON:
+    """Each item is validated and answered on its own; the valid ones are stored together."""
+    results: list[dict[str, Any] | None] = [None] * len(batch.items)
+    valid: list[tuple[int, SubmitIssue]] = []
     for index, item in enumerate(batch.items):
         try:
-            cmd = SubmitIssue.model_validate(item)
-            with domain_problems():
-                async with db.unit_of_work() as uow:
-                    result = await handlers.submit_issue(
-                        cmd, uow, default_region=settings.default_phone_region
-                    )
+            valid.append((index, SubmitIssue.model_validate(item)))
         except ValidationError as exc:
             problem = validation_problem(
                 [{**err, "loc": ("items", index, *err["loc"])} for err in exc.errors()]
             )
-            results.append({"index": index, "status": 422, "problem": problem.body()})
-            continue
-        except Problem as problem:
+            results[index] = {"index": index, "status": 422, "problem": problem.body()}
+    answers = await handlers.submit_issues(
+        [cmd for _, cmd in valid],
+        store,
+        default_region=settings.default_phone_region,
+        source=source,
+    )
+    for (index, _cmd), answer in zip(valid, answers, strict=True):
+        if isinstance(answer, DomainError):
+            problem = domain_problem(answer)
             if problem.field:
                 problem.field = f"items[{index}].{problem.field}"
-            results.append({"index": index, "status": problem.status, "problem": problem.body()})
-            continue
-        results.append(
-            {
+            results[index] = {"index": index, "status": problem.status, "problem": problem.body()}
+        else:
+            results[index] = {
                 "index": index,
-                "status": 200 if result.duplicate else 202,
-                "issue_id": str(result.id),
-                "duplicate": result.duplicate,
+                "status": 200 if answer.duplicate else 202,
+                "issue_id": str(answer.id),
+                "duplicate": answer.duplicate,
             }
-        )
-    return {"results": results}
+    return FastJSON({"results": results})
 
 
-@router.get("/issues/{issue_id}")
+@router.get(
+    "/issues/{issue_id}",
+    response_model=IssueView,
+    responses={404: {**_PROBLEM, "description": "No such issue"}, **_REFUSALS},
+)
 async def get_issue(issue_id: uuid.UUID, db: DatabaseDep, _: CanReadIssues) -> dict[str, Any]:
-    with domain_problems(not_found=404):
-        async with db.unit_of_work() as uow:
-            return await handlers.get_issue(issue_id, uow)
+    async with db.unit_of_work() as uow:
+        return await handlers.get_issue(issue_id, uow)
 
 
-@router.post("/issues/{issue_id}/resolution", status_code=202)
+@router.post(
+    "/issues/{issue_id}/resolution",
+    status_code=202,
+    response_model=IssueAccepted,
+    responses={
+        200: {"model": IssueAccepted, "description": "The same resolution again: no change"},
+        404: {**_PROBLEM, "description": "No such issue"},
+        409: {**_PROBLEM, "description": "The issue was resolved differently"},
+        **_REFUSALS,
+    },
+)
 async def resolve_issue(
     issue_id: uuid.UUID, cmd: ResolveIssue, db: DatabaseDep, _: CanWriteIssues
-) -> JSONResponse:
-    with domain_problems(not_found=404):
-        async with db.unit_of_work() as uow:
-            result = await handlers.resolve_issue(issue_id, cmd, uow)
-    return _accepted(result, "issue_id")
+) -> FastJSON:
+    async with db.unit_of_work() as uow:
+        result = await handlers.resolve_issue(issue_id, cmd, uow)
+    return _issue_answer(result)
 
 
-@router.post("/feedback", status_code=202)
+@router.post(
+    "/feedback",
+    status_code=202,
+    response_model=FeedbackAccepted,
+    responses={
+        200: {"model": FeedbackAccepted, "description": "A retry: the feedback under this key"},
+        409: {**_PROBLEM, "description": "This key was accepted with a different body"},
+        **_REFUSALS,
+    },
+)
 async def submit_feedback(
     cmd: SubmitFeedback, db: DatabaseDep, settings: SettingsDep, _: CanWriteFeedback
-) -> JSONResponse:
-    with domain_problems():
-        async with db.unit_of_work() as uow:
-            result = await handlers.submit_feedback(
-                cmd, uow, default_region=settings.default_phone_region
-            )
-    return _accepted(result, "feedback_id")
+) -> FastJSON:
+    async with db.unit_of_work() as uow:
+        result = await handlers.submit_feedback(
+            cmd, uow, default_region=settings.default_phone_region
+        )
+    return _feedback_answer(result)
