@@ -4,23 +4,64 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import reduce
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 
 from services.feedback.adapters.reports import GroupBy, counts_by_group
 from services.feedback.domain.reports import Counts, summarise
 from shared.auth import Principal, require
+from shared.errors import InvalidInput
 from shared.http import DatabaseDep
-from shared.problems import Problem
 from shared.validation import Timestamp
 
 router = APIRouter(prefix="/v1")
 CanReadSatisfaction = Annotated[Principal, Depends(require("satisfaction:read"))]
 
 
-@router.get("/satisfaction/summary")
+class VerdictCounts(BaseModel):
+    satisfied: int
+    neutral: int
+    dissatisfied: int
+
+
+class NpsFigures(BaseModel):
+    score: float | None
+    answers: int
+    promoters: int
+    passives: int
+    detractors: int
+
+
+class CesFigures(BaseModel):
+    average: float | None
+    answers: int
+
+
+class Figures(BaseModel):
+    rated: int
+    verdicts: VerdictCounts
+    csat_percent: float | None
+    nps: NpsFigures
+    ces: CesFigures
+
+
+class GroupFigures(Figures):
+    key: str
+
+
+class Summary(BaseModel):
+    since: datetime
+    until: datetime
+    group_by: GroupBy
+    tz: str
+    total: Figures
+    groups: list[GroupFigures]
+
+
+@router.get("/satisfaction/summary", response_model=Summary)
 async def satisfaction_summary(
     db: DatabaseDep,
     _: CanReadSatisfaction,
@@ -30,7 +71,7 @@ async def satisfaction_summary(
     tz: Annotated[
         str, Query(max_length=64, description="IANA zone of `day` (Asia/Shanghai)")
     ] = "UTC",
-) -> dict[str, Any]:
+) -> Summary:
     """CSAT %, NPS, average CES and verdict counts of a period, by channel, intent or day.
 
     An issue belongs to the period in which the statement that decided its verdict was made.
@@ -38,23 +79,26 @@ async def satisfaction_summary(
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=30)
     if since >= until:
-        raise Problem(422, "Invalid request", "since must be before until", field="since")
+        raise InvalidInput("since must be before until", field="since")
     if until - since > timedelta(days=366 * 5):
-        raise Problem(422, "Invalid request", "the period is limited to 5 years", field="since")
+        raise InvalidInput("the period is limited to 5 years", field="since")
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise Problem(422, "Invalid request", f"unknown time zone {tz!r}", field="tz") from exc
+        raise InvalidInput(f"unknown time zone {tz!r}", field="tz") from exc
     async with db.unit_of_work() as uow:
         groups = await counts_by_group(uow.session, since, until, group_by, tz)
     total = reduce(Counts.__add__, groups.values(), Counts())
-    return {
-        "since": since,
-        "until": until,
-        "group_by": group_by,
-        "tz": tz,
-        "total": summarise(total),
-        "groups": []
+    return Summary(
+        since=since,
+        until=until,
+        group_by=group_by,
+        tz=tz,
+        total=Figures.model_validate(summarise(total)),
+        groups=[]
         if group_by == "none"
-        else [{"key": key, **summarise(counts)} for key, counts in groups.items()],
-    }
+        else [
+            GroupFigures.model_validate({"key": key, **summarise(counts)})
+            for key, counts in groups.items()
+        ],
+    )
