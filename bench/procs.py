@@ -74,7 +74,16 @@ def postgres_cpu() -> float:
 
 
 def rabbitmq_cpu() -> float:
-    return sum(cpu_seconds(pid) for pid in pids_named("beam.smp"))
+    """The broker's Erlang VM; rabbitmqctl runs one of its own, which is not the broker."""
+    total = 0.0
+    for pid in pids_named("beam.smp"):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"rabbitmqctl" not in command and b"escript" not in command:
+            total += cpu_seconds(pid)
+    return total
 
 
 Groups = Callable[[], Mapping[str, list[int]]]
