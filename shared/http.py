@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +24,51 @@ class FastJSON(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by method, route and status",
+    ["method", "handler", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration by method and route",
+    ["method", "handler"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+class RequestMetrics:
+    """Counts and times requests by route template: the names and labels of
+    prometheus-fastapi-instrumentator's main metrics, at a fraction of its cost per request
+    (it matched every route again and measured body sizes: ~70 us of a ~1 ms request)."""
+
+    def __init__(self, app: ASGIApp, excluded: frozenset[str]) -> None:
+        self.app = app
+        self.excluded = excluded
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            handler = getattr(route, "path", "none")
+            method = scope["method"]
+            REQUESTS.labels(method, handler, f"{status // 100}xx").inc()
+            LATENCY.labels(method, handler).observe(time.perf_counter() - started)
 
 
 class BodySizeLimit:

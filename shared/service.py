@@ -13,13 +13,13 @@ import aio_pika
 import uvicorn
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
-from prometheus_fastapi_instrumentator import Instrumentator
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table
 
 from shared.auth import ApiKeyAuth
 from shared.db import Database, Outbox, create_engine
-from shared.http import BodySizeLimit
+from shared.http import BodySizeLimit, RequestMetrics
 from shared.logging import configure_logging, get_logger
 from shared.messaging.consumer import Consumer, Subscription
 from shared.messaging.publisher import Publisher
@@ -190,9 +190,11 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(checks, status_code=200 if ready else 503)
 
-    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app).expose(
-        app, endpoint="/metrics", include_in_schema=False
-    )
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(RequestMetrics, excluded=frozenset({"/metrics", "/healthz", "/readyz"}))
     return app
 
 

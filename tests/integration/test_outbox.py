@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aio_pika
 import asyncpg
@@ -14,11 +12,11 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import func, select
 
 from services.intake import handlers
-from services.intake.adapters.accept import IssueStore
+from services.intake.adapters.accept import IssueStore, open_issue_store
 from services.intake.adapters.tables import issues, outbox
 from services.intake.bootstrap import definition as intake
 from services.intake.domain.commands import SubmitIssue
-from shared.db import asyncpg_dsn, create_pool
+from shared.db import asyncpg_dsn
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import declare_archive
 from shared.relay import OutboxRelay
@@ -38,15 +36,6 @@ def issue(external_id: str) -> SubmitIssue:
             "customer": {"name": "张三", "phone": "13800138000"},
         }
     )
-
-
-@asynccontextmanager
-async def issue_store(settings: Settings) -> AsyncIterator[IssueStore]:
-    pool = await create_pool(settings.service_database_url("intake"), size=10, connect_timeout=5)
-    try:
-        yield IssueStore(pool, notify_channel="kefu_outbox_intake", wait_seconds=5)
-    finally:
-        await pool.close()
 
 
 async def submit(store: IssueStore, cmd: SubmitIssue) -> handlers.Accepted:
@@ -72,7 +61,7 @@ async def counts(db, external_id: str) -> tuple[int, int]:  # type: ignore[no-un
 
 async def test_issue_and_its_event_commit_together(private_stack: Settings) -> None:
     db = await open_database(private_stack, intake)
-    async with issue_store(private_stack) as store:
+    async with open_issue_store(private_stack, "kefu_outbox_intake") as store:
         await submit(store, issue("commit-1"))
     assert await counts(db, "commit-1") == (1, 1)
     await db.dispose()
@@ -87,7 +76,7 @@ async def test_issue_and_its_event_roll_back_together(private_stack: Settings) -
         with pytest.raises(RuntimeError):
             async with conn.transaction():
                 await conn.fetch(
-                    "SELECT * FROM intake.accept_issues($1::jsonb, 'kefu_outbox_intake')",
+                    "SELECT * FROM intake.accept_issues($1::jsonb)",
                     f"[{encoded.decode()}]",
                 )
                 raise RuntimeError("crash after both writes, before commit")
@@ -114,7 +103,7 @@ async def test_relay_marks_nothing_sent_without_a_confirm(
     private_stack: Settings, amqp: AbstractRobustConnection
 ) -> None:
     db = await open_database(private_stack, intake)
-    async with issue_store(private_stack) as store:
+    async with open_issue_store(private_stack, "kefu_outbox_intake") as store:
         await submit(store, issue("unconfirmed-1"))
     channel = await amqp.channel()
     # An exchange with no queue bound: the broker returns the mandatory publish.
@@ -156,7 +145,7 @@ async def test_relay_marks_nothing_sent_without_a_confirm(
 
 async def test_concurrent_retries_of_one_message_make_one_issue(private_stack: Settings) -> None:
     db = await open_database(private_stack, intake)
-    async with issue_store(private_stack) as store:
+    async with open_issue_store(private_stack, "kefu_outbox_intake") as store:
         results = await asyncio.gather(*(submit(store, issue("race-1")) for _ in range(8)))
     assert len({result.id for result in results}) == 1
     assert sorted(result.duplicate for result in results) == [False] + [True] * 7

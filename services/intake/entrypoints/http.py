@@ -8,13 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import ValidationError
 
 from services.intake import handlers
-from services.intake.adapters.accept import IssueStore
+from services.intake.adapters.accept import IssueStore, open_issue_store
 from services.intake.domain.commands import (
     ResolveIssue,
     SubmitFeedback,
@@ -29,48 +30,41 @@ from services.intake.entrypoints.schemas import (
     ProblemDetails,
 )
 from shared.auth import Principal, require
-from shared.db import Database, create_pool
+from shared.db import Database
 from shared.errors import DomainError
 from shared.http import DatabaseDep, FastJSON, SettingsDep
 from shared.problems import domain_problem, validation_problem
 from shared.settings import Settings
 
 
+@dataclass(frozen=True)
+class IssueIntake:
+    """What the issue routes need, set up once: one dependency per request, not three."""
+
+    store: IssueStore
+    source: str
+    default_region: str
+
+
 @asynccontextmanager
-async def _issue_store(app: FastAPI) -> AsyncIterator[None]:
-    """A plain asyncpg pool for accepting issues, beside the service's SQLAlchemy engine."""
+async def _issue_intake(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     db: Database = app.state.db
-    pool = await create_pool(
-        settings.service_database_url("intake"),
-        size=settings.db_pool_size,
-        connect_timeout=settings.db_timeout_seconds,
-    )
-    app.state.issue_store = IssueStore(
-        pool, notify_channel=db.outbox.notify_channel, wait_seconds=settings.db_wait_seconds
-    )
-    try:
+    async with open_issue_store(settings, db.outbox.notify_channel) as store:
+        app.state.issue_intake = IssueIntake(store, db.outbox.source, settings.default_phone_region)
         yield
-    finally:
-        await pool.close()
 
 
-async def _store(request: Request) -> IssueStore:
-    store: IssueStore = request.app.state.issue_store
-    return store
+async def _intake(request: Request) -> IssueIntake:
+    intake: IssueIntake = request.app.state.issue_intake
+    return intake
 
 
-async def _source(request: Request) -> str:
-    db: Database = request.app.state.db
-    return db.outbox.source
-
-
-router = APIRouter(prefix="/v1", lifespan=_issue_store)
+router = APIRouter(prefix="/v1", lifespan=_issue_intake)
 CanWriteIssues = Annotated[Principal, Depends(require("issues:write"))]
 CanReadIssues = Annotated[Principal, Depends(require("issues:read"))]
 CanWriteFeedback = Annotated[Principal, Depends(require("feedback:write"))]
-StoreDep = Annotated[IssueStore, Depends(_store)]
-SourceDep = Annotated[str, Depends(_source)]
+IntakeDep = Annotated[IssueIntake, Depends(_intake)]
 
 _PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 _REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -106,16 +100,10 @@ def _feedback_answer(result: handlers.Accepted) -> FastJSON:
         **_REFUSALS,
     },
 )
-async def submit_issue(
-    cmd: SubmitIssue,
-    store: StoreDep,
-    source: SourceDep,
-    settings: SettingsDep,
-    _: CanWriteIssues,
-) -> FastJSON:
+async def submit_issue(cmd: SubmitIssue, intake: IntakeDep, _: CanWriteIssues) -> FastJSON:
     """Accept one issue: 202 once it and its event are committed."""
     [answer] = await handlers.submit_issues(
-        [cmd], store, default_region=settings.default_phone_region, source=source
+        [cmd], intake.store, default_region=intake.default_region, source=intake.source
     )
     if isinstance(answer, DomainError):
         raise answer
@@ -124,11 +112,7 @@ async def submit_issue(
 
 @router.post("/issues/batch", response_model=BatchResults, responses=_REFUSALS)
 async def submit_issue_batch(
-    batch: SubmitIssueBatch,
-    store: StoreDep,
-    source: SourceDep,
-    settings: SettingsDep,
-    _: CanWriteIssues,
+    batch: SubmitIssueBatch, intake: IntakeDep, _: CanWriteIssues
 ) -> FastJSON:
     """Each item is validated and answered on its own; the valid ones are stored together."""
     results: list[dict[str, Any] | None] = [None] * len(batch.items)
@@ -143,9 +127,9 @@ async def submit_issue_batch(
             results[index] = {"index": index, "status": 422, "problem": problem.body()}
     answers = await handlers.submit_issues(
         [cmd for _, cmd in valid],
-        store,
-        default_region=settings.default_phone_region,
-        source=source,
+        intake.store,
+        default_region=intake.default_region,
+        source=intake.source,
     )
     for (index, _cmd), answer in zip(valid, answers, strict=True):
         if isinstance(answer, DomainError):

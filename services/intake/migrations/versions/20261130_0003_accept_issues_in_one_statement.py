@@ -1,0 +1,215 @@
+"""accept issues in one statement
+
+intake.accept_issues() takes a batch of validated, normalised issues (one or many) and, in the
+statement that calls it, answers retries, finds or creates and completes each customer, and
+inserts the issues, their outbox rows and the feedback that was waiting for them. Called outside
+a transaction, one round trip is one durable commit.
+
+It sends no NOTIFY: a transaction that notifies holds a database-wide lock until its commit is
+flushed, which serialises every such commit (measured here: 2,100-2,700 plain commits/s, 450-840
+with a NOTIFY each). The caller wakes the relays after its commits instead, one NOTIFY at a time
+(services/intake/adapters/accept.py).
+
+intake.find_or_create_customer() is the one implementation of customer matching: external id,
+then e-mail, then phone; what the match lacks is filled in, except a contact another customer
+holds, which is left alone.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-30 23:30:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+JSON_TIME = """
+CREATE FUNCTION intake.json_time(t timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    -- As pydantic writes an aware UTC datetime in JSON mode.
+    SELECT to_char(t AT TIME ZONE 'UTC',
+                   CASE WHEN date_part('microseconds', t)::bigint % 1000000 = 0
+                        THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+                        ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)
+$$;
+"""
+
+FIND_OR_CREATE_CUSTOMER = """
+CREATE FUNCTION intake.find_or_create_customer(
+    p_name text, p_email text, p_phone text, p_external_id text
+) RETURNS intake.customers
+LANGUAGE plpgsql AS $$
+DECLARE
+    c intake.customers;
+BEGIN
+    FOR attempt IN 1..3 LOOP
+        SELECT * INTO c FROM intake.customers
+        WHERE external_id = p_external_id OR email = p_email OR phone = p_phone
+        ORDER BY CASE WHEN external_id = p_external_id THEN 0
+                      WHEN email = p_email THEN 1 ELSE 2 END
+        LIMIT 1;
+        IF NOT FOUND THEN
+            -- No conflict target: a concurrent request that created any of these contacts
+            -- wins, and the next attempt matches its customer.
+            INSERT INTO intake.customers (id, name, email, phone, external_id)
+            VALUES (gen_random_uuid(), p_name, p_email, p_phone, p_external_id)
+            ON CONFLICT DO NOTHING
+            RETURNING * INTO c;
+            IF FOUND THEN
+                RETURN c;
+            END IF;
+            CONTINUE;
+        END IF;
+        IF NOT ((p_name IS NOT NULL AND c.name IS DISTINCT FROM p_name)
+                OR (p_email IS NOT NULL AND c.email IS NULL)
+                OR (p_phone IS NOT NULL AND c.phone IS NULL)
+                OR (p_external_id IS NOT NULL AND c.external_id IS NULL)) THEN
+            RETURN c;
+        END IF;
+        -- Fill in what the customer lacks; a contact held by someone else is left alone.
+        BEGIN
+            UPDATE intake.customers AS u SET
+                name = coalesce(p_name, u.name),
+                email = CASE WHEN u.email IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM intake.customers o WHERE o.email = p_email)
+                    THEN p_email ELSE u.email END,
+                phone = CASE WHEN u.phone IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM intake.customers o WHERE o.phone = p_phone)
+                    THEN p_phone ELSE u.phone END,
+                external_id = CASE WHEN u.external_id IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM intake.customers o WHERE o.external_id = p_external_id)
+                    THEN p_external_id ELSE u.external_id END,
+                updated_at = now()
+            WHERE u.id = c.id
+            RETURNING * INTO c;
+            IF FOUND THEN
+                RETURN c;
+            END IF;
+        EXCEPTION WHEN unique_violation THEN
+            -- A concurrent request gave one of these contacts to another customer: look
+            -- again, and leave that contact alone.
+            NULL;
+        END;
+    END LOOP;
+    IF c.id IS NULL THEN
+        RAISE EXCEPTION 'no customer could be matched or created'
+            USING ERRCODE = '40001';  -- contention: the caller tries again
+    END IF;
+    RETURN c;
+END
+$$;
+"""
+
+ACCEPT_ISSUES = """
+CREATE FUNCTION intake.accept_issues(items jsonb)
+RETURNS TABLE (idx int, issue_id uuid, outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    it record;
+    existing record;
+    c intake.customers;
+    customer jsonb;
+BEGIN
+    -- Feedback naming an issue by its key holds this lock exclusively while it looks for the
+    -- issue (handlers.submit_feedback); issues hold it shared, so they wait only for such
+    -- feedback in flight, never for each other. All at once, before any row is touched.
+    PERFORM pg_advisory_xact_lock_shared(
+        hashtextextended('issue-key:' || k.channel || ':' || k.external_id, 0))
+    FROM (SELECT DISTINCT x.channel, x.external_id
+          FROM jsonb_to_recordset(items) AS x(channel text, external_id text)) AS k;
+
+    FOR it IN
+        SELECT (e.n - 1)::int AS idx, x.*
+        FROM jsonb_array_elements(items) WITH ORDINALITY AS e(item, n),
+             jsonb_to_record(e.item) AS x(
+                 id uuid, channel text, external_id text,
+                 name text, email text, phone text, customer_external_id text,
+                 subject text, body text, language text, metadata jsonb,
+                 occurred_at timestamptz, received_at timestamptz, fingerprint text,
+                 event jsonb)
+        ORDER BY e.n
+    LOOP
+        -- A retry changes nothing, not even the customer: answer it before touching anything.
+        SELECT i.id, i.fingerprint INTO existing
+        FROM intake.issues AS i
+        WHERE i.channel = it.channel AND i.external_id = it.external_id;
+        IF FOUND THEN
+            idx := it.idx;
+            issue_id := existing.id;
+            outcome := CASE WHEN existing.fingerprint = it.fingerprint
+                            THEN 'duplicate' ELSE 'conflict' END;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        c := intake.find_or_create_customer(it.name, it.email, it.phone, it.customer_external_id);
+        INSERT INTO intake.issues (id, channel, external_id, customer_id, subject, text,
+                                   language, metadata, occurred_at, received_at, fingerprint)
+        VALUES (it.id, it.channel, it.external_id, c.id, it.subject, it.body, it.language,
+                coalesce(it.metadata, '{}'::jsonb), it.occurred_at, it.received_at,
+                it.fingerprint)
+        ON CONFLICT (channel, external_id) DO NOTHING;
+        IF NOT FOUND THEN
+            -- The same key committed by a concurrent request since the look-up above: undo
+            -- this statement, customer changes included; the caller runs it again and then
+            -- answers duplicate or conflict.
+            RAISE EXCEPTION 'issue % % was accepted concurrently', it.channel, it.external_id
+                USING ERRCODE = 'KF001';
+        END IF;
+
+        customer := jsonb_build_object('customer_id', c.id, 'name', c.name, 'email', c.email,
+                                       'phone', c.phone, 'external_id', c.external_id);
+        INSERT INTO intake.outbox (id, type, payload, created_at)
+        VALUES ((it.event ->> 'id')::uuid, it.event ->> 'type',
+                jsonb_set(it.event, '{data,customer}', customer),
+                (it.event ->> 'time')::timestamptz);
+
+        -- Feedback that named this issue before it arrived: linked and published with it.
+        WITH linked AS (
+            UPDATE intake.feedback AS f SET issue_id = it.id, customer_id = c.id
+            WHERE f.issue_id IS NULL
+              AND f.issue_channel = it.channel AND f.issue_external_id = it.external_id
+            RETURNING f.id AS feedback_id, f.rating, f.comment, f.submitted_at
+        ), events AS (
+            SELECT gen_random_uuid() AS event_id, clock_timestamp() AS event_time, linked.*
+            FROM linked
+        )
+        INSERT INTO intake.outbox (id, type, payload, created_at)
+        SELECT e.event_id, 'kefu.feedback.submitted',
+               jsonb_build_object(
+                   'specversion', '1.0', 'id', e.event_id, 'source', it.event ->> 'source',
+                   'type', 'kefu.feedback.submitted', 'subject', it.id::text,
+                   'time', intake.json_time(e.event_time),
+                   'datacontenttype', 'application/json',
+                   'data', jsonb_build_object(
+                       'feedback_id', e.feedback_id, 'issue_id', it.id, 'customer', customer,
+                       'rating', e.rating, 'comment', e.comment,
+                       'submitted_at', intake.json_time(e.submitted_at))),
+               e.event_time
+        FROM events AS e;
+
+        idx := it.idx;
+        issue_id := it.id;
+        outcome := 'accepted';
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+"""
+
+
+def upgrade() -> None:
+    op.execute(JSON_TIME)
+    op.execute(FIND_OR_CREATE_CUSTOMER)
+    op.execute(ACCEPT_ISSUES)
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION intake.accept_issues(jsonb)")
+    op.execute("DROP FUNCTION intake.find_or_create_customer(text, text, text, text)")
+    op.execute("DROP FUNCTION intake.json_time(timestamptz)")
