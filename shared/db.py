@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from sqlalchemy import MetaData, Row, Table, func, select, text
+from sqlalchemy import MetaData, Row, Table, TextClause, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -139,26 +139,33 @@ class Outbox:
         transaction commits."""
         if not events:
             return
-        inserted = (
-            self.table.insert()
-            .values(
-                [
-                    {
-                        "id": event.id,
-                        "type": event.type,
-                        "payload": event.model_dump(mode="json"),
-                        "created_at": event.time,
-                    }
-                    for event in events
-                ]
-            )
-            .returning(self.table.c.id)
-            .cte("inserted")
-        )
         await session.execute(
-            select(func.pg_notify(self.notify_channel, "")).select_from(
-                select(func.count()).select_from(inserted).subquery()
+            self._write,
+            {
+                "ids": [event.id for event in events],
+                "types": [event.type for event in events],
+                "payloads": [event.model_dump_json() for event in events],
+                "times": [event.time for event in events],
+                "channel": self.notify_channel,
+            },
+        )
+
+    @property
+    def _write(self) -> TextClause:
+        # One array per column: the same text for any number of rows, so it is parsed and
+        # planned once per connection.
+        return text(
+            f"""
+            WITH inserted AS (
+                INSERT INTO {self.table.schema}.{self.table.name} (id, type, payload, created_at)
+                SELECT id, type, payload::jsonb, created_at
+                FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]),
+                            CAST(:payloads AS text[]), CAST(:times AS timestamptz[]))
+                    AS event(id, type, payload, created_at)
+                RETURNING 1
             )
+            SELECT pg_notify(:channel, '') FROM (SELECT count(*) FROM inserted) AS written
+            """
         )
 
 

@@ -22,8 +22,7 @@ from typing import Any, Generic, TypeVar
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import ChannelInvalidStateError
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, text
 
 from shared.contracts import CloudEvent, EventData, UndecodableEvent, decode_event, routing_key
 from shared.db import Database, UnitOfWork, is_transient_db_error
@@ -74,11 +73,14 @@ async def record_in_inbox(uow: UnitOfWork, inbox: Table, events: Sequence[CloudE
     """Record the events' ids in the current transaction; return the ids not seen before."""
     if not events:
         return set()
+    # One array per column: the same text for any batch size, planned once per connection.
     inserted = await uow.session.execute(
-        insert(inbox)
-        .values([{"event_id": event.id, "type": event.type} for event in events])
-        .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-        .returning(inbox.c.event_id)
+        text(
+            f"INSERT INTO {inbox.schema}.{inbox.name} (event_id, type) "
+            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        ),
+        {"ids": [event.id for event in events], "types": [event.type for event in events]},
     )
     return set(inserted.scalars())
 
