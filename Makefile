@@ -25,7 +25,7 @@ run: install services
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared
+	$(VENV)/bin/mypy shared services deploy bench
 
 # Tests make their own database and RabbitMQ vhost, migrate them, and drop them at the end.
 test: install services lint
