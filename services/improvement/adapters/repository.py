@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Collection, Iterable
-from dataclasses import asdict, fields
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, column, func, select, text, update, values
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    TableValuedAlias,
+    Text,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.improvement.adapters.tables import followups, issues, proposals, theme_changes
@@ -19,6 +36,7 @@ from shared.db import lock_for_transaction
 
 _THEME_COLUMN = {"intent": issues.c.intent, "need": issues.c.need_key}
 _ISSUE_FIELDS = [f.name for f in fields(Issue)]
+_FOLLOWUP_FIELDS = [f.name for f in fields(Followup)]
 # What a follow-up's life changes; id, issue, customer, summary and created_at never change.
 _FOLLOWUP_CHANGES = (
     "channel",
@@ -40,53 +58,104 @@ async def lock_issues(session: AsyncSession, issue_ids: Iterable[uuid.UUID]) -> 
     await lock_for_transaction(session, *(f"issue:{issue_id}" for issue_id in issue_ids))
 
 
-async def issues_by_id(
+async def issues_and_followups(
     session: AsyncSession, issue_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, Issue]:
-    rows = await session.execute(select(issues).where(issues.c.issue_id.in_(issue_ids)))
-    return {row.issue_id: Issue(**row._asdict()) for row in rows}
-
-
-async def followups_by_issue(
-    session: AsyncSession, issue_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, Followup]:
-    rows = await session.execute(select(followups).where(followups.c.issue_id.in_(issue_ids)))
-    return {row.issue_id: Followup(**row._asdict()) for row in rows}
-
-
-async def save_issues(session: AsyncSession, changed: Collection[Issue]) -> None:
-    """One multi-row upsert. The caller holds the issues' locks and folded every event into
-    the rows it read, older analyses and verdicts already set aside, so each row is final."""
-    if not changed:
-        return
-    statement = insert(issues).values(
-        [asdict(issue) for issue in sorted(changed, key=lambda i: i.issue_id)]
+) -> tuple[dict[uuid.UUID, Issue], dict[uuid.UUID, Followup]]:
+    """The issues and their follow-ups, in one statement (a follow-up's issue row is always
+    written first, so the join finds every follow-up of these issues)."""
+    rows = await session.execute(
+        select(issues, *(c.label(f"followup_{c.name}") for c in followups.c))
+        .select_from(issues.outerjoin(followups, followups.c.issue_id == issues.c.issue_id))
+        .where(issues.c.issue_id == any_(bindparam("ids", list(issue_ids), type_=ARRAY(Uuid))))
     )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[issues.c.issue_id],
-            set_={name: statement.excluded[name] for name in _ISSUE_FIELDS if name != "issue_id"},
+    found: dict[uuid.UUID, Issue] = {}
+    their: dict[uuid.UUID, Followup] = {}
+    for row in rows:
+        values_ = row._mapping
+        found[row.issue_id] = Issue(**{name: values_[name] for name in _ISSUE_FIELDS})
+        if row.followup_id is not None:
+            their[row.issue_id] = Followup(
+                **{name: values_[f"followup_{name}"] for name in _FOLLOWUP_FIELDS}
+            )
+    return found, their
+
+
+async def save(
+    session: AsyncSession,
+    *,
+    changed_issues: Collection[Issue],
+    opened: Collection[Followup],
+    changed_followups: Collection[Followup],
+    themes: Collection[Theme],
+) -> None:
+    """A batch's writes in one statement, whatever their number: the issues (upserted), the
+    follow-ups opened and changed, and the themes it changed: appended to ``theme_changes``
+    (no conflicts, so no message waits for the theme worker).
+
+    The caller holds the issues' locks and folded every event into the rows it read (older
+    analyses and verdicts already set aside), so each row written is final. Each set of rows
+    travels as one array per column, so the statement's text and plan never change."""
+    issue_rows = _relation(issues, "issue_rows", _ISSUE_FIELDS, changed_issues, "issue_id")
+    upsert_issues = insert(issues).from_select(_ISSUE_FIELDS, _select_all(issues, issue_rows))
+    upsert_issues = upsert_issues.on_conflict_do_update(
+        index_elements=[issues.c.issue_id],
+        set_={name: upsert_issues.excluded[name] for name in _ISSUE_FIELDS[1:]},
+    )
+    new_rows = _relation(followups, "new_followups", _FOLLOWUP_FIELDS, opened, "id")
+    changed = _relation(followups, "changed_followups", _FOLLOWUP_FIELDS, changed_followups, "id")
+    theme_rows = (
+        func.unnest(
+            bindparam("theme_kinds", [kind for kind, _ in sorted(themes)], type_=ARRAY(Text)),
+            bindparam("theme_keys", [key for _, key in sorted(themes)], type_=ARRAY(Text)),
+        )
+        .table_valued("kind", "key")
+        .render_derived(name="theme_rows")
+    )
+    statement = (
+        select(literal(1))
+        .add_cte(upsert_issues.cte("upserted_issues"))
+        .add_cte(
+            insert(followups)
+            .from_select(_FOLLOWUP_FIELDS, _select_all(followups, new_rows))
+            .cte("inserted_followups")
+        )
+        .add_cte(
+            update(followups)
+            .where(followups.c.id == changed.c.id)
+            .values({name: changed.c[name] for name in _FOLLOWUP_CHANGES})
+            .cte("updated_followups")
+        )
+        .add_cte(
+            insert(theme_changes)
+            .from_select(["theme_kind", "theme_key"], select(theme_rows.c.kind, theme_rows.c.key))
+            .cte("marked_themes")
         )
     )
+    await session.execute(statement)
 
 
-async def insert_followups(session: AsyncSession, opened: Collection[Followup]) -> None:
-    if opened:
-        await session.execute(followups.insert().values([asdict(f) for f in opened]))
+def _relation(
+    table: Table, name: str, names: Sequence[str], records: Collection[Any], key: str
+) -> TableValuedAlias:
+    """``records`` (dataclasses) as rows: ``unnest`` of one array per column."""
+    rows = sorted((vars(record) for record in records), key=lambda row: row[key])
+    arrays = []
+    for column_name in names:
+        type_ = table.c[column_name].type
+        items = [row[column_name] for row in rows]
+        if isinstance(type_, JSONB):  # as text, cast back in _select_all
+            type_ = Text()
+            items = [None if item is None else json.dumps(item) for item in items]
+        arrays.append(bindparam(f"{name}_{column_name}", items, type_=ARRAY(type_)))
+    return func.unnest(*arrays).table_valued(*names).render_derived(name=name)
 
 
-async def update_followups(session: AsyncSession, changed: Collection[Followup]) -> None:
-    """One ``UPDATE ... FROM (VALUES ...)`` for every follow-up that changed."""
-    if not changed:
-        return
-    names = ("id", *_FOLLOWUP_CHANGES)
-    rows = values(*(column(name, followups.c[name].type) for name in names), name="changed").data(
-        [tuple(getattr(f, name) for name in names) for f in sorted(changed, key=lambda f: f.id)]
-    )
-    await session.execute(
-        update(followups)
-        .where(followups.c.id == rows.c.id)
-        .values({name: rows.c[name] for name in _FOLLOWUP_CHANGES})
+def _select_all(table: Table, rows: TableValuedAlias) -> Select[Any]:
+    return select(
+        *(
+            cast(rows.c[c.name], JSONB) if isinstance(c.type, JSONB) else rows.c[c.name]
+            for c in table.c
+        )
     )
 
 
@@ -120,17 +189,6 @@ async def followup_page(
 
 
 # ------------------------------------------------------------------ themes
-
-
-async def mark_themes(session: AsyncSession, themes: Collection[Theme]) -> None:
-    """Record that these themes' statistics moved: an append-only insert that never waits for
-    the theme worker (no conflicts, no locks shared with it)."""
-    if themes:
-        await session.execute(
-            theme_changes.insert().values(
-                [{"theme_kind": kind, "theme_key": key} for kind, key in sorted(themes)]
-            )
-        )
 
 
 async def changed_themes(session: AsyncSession, limit: int) -> list[Theme]:

@@ -34,20 +34,20 @@ async def fold(
     issue_id: Callable[[E], uuid.UUID | None],
     apply: Callable[[Batch, E], None],
 ) -> None:
-    """Lock, read, decide in memory, write: a fixed number of statements per batch."""
+    """Lock, read, decide in memory, write: three statements per batch, whatever its size."""
     ids = sorted({i for i in map(issue_id, items) if i is not None})
     await repo.lock_issues(uow.session, ids)
-    batch = Batch(
-        issues=await repo.issues_by_id(uow.session, ids),
-        followups=await repo.followups_by_issue(uow.session, ids),
-        now=datetime.now(UTC),
-    )
+    issues, followups = await repo.issues_and_followups(uow.session, ids)
+    batch = Batch(issues=issues, followups=followups, now=datetime.now(UTC))
     for item in items:
         apply(batch, item)
-    await repo.save_issues(uow.session, batch.issues_changed.values())
-    await repo.insert_followups(uow.session, batch.opened)
-    await repo.update_followups(uow.session, batch.followups_changed.values())
-    await repo.mark_themes(uow.session, batch.themes)
+    await repo.save(
+        uow.session,
+        changed_issues=batch.issues_changed.values(),
+        opened=batch.opened,
+        changed_followups=batch.followups_changed.values(),
+        themes=batch.themes,
+    )
     for event in batch.events:
         await uow.emit(event)
 
@@ -83,6 +83,8 @@ async def move_followup(
         raise NotFound(f"no follow-up {followup_id}")
     event = move(followup, status, by=by, note=note, now=datetime.now(UTC))
     if event is not None:
-        await repo.update_followups(uow.session, [followup])
+        await repo.save(
+            uow.session, changed_issues=(), opened=(), changed_followups=[followup], themes=()
+        )
         await uow.emit(event)
     return followup

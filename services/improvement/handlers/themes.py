@@ -1,6 +1,6 @@
 """Themes and proposals, off the message path.
 
-A message only marks the themes it changed (``repository.mark_themes``). The theme worker wakes
+A message only marks the themes it changed (``repository.save``). The theme worker wakes
 every ``interval``, takes each marked theme in a transaction of its own, under a try-lock (one
 evaluation of a theme at a time across replicas; the others skip it, never wait), removes the
 theme's marks, recomputes its statistics and opens or updates its proposal. Marks that arrive
@@ -10,6 +10,7 @@ meanwhile are evaluated in the next round.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from shared.errors import NotFound
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+BUSY_RATIO = 4.0  # rest after a round, as a multiple of the time the round took
 
 
 def _updated_event(row: Row[Any], **change: Any) -> ImprovementUpdated:
@@ -122,14 +124,20 @@ async def evaluate_changed_themes(db: Database, thresholds: Thresholds, limit: i
 def theme_worker(
     thresholds: Thresholds, interval: float
 ) -> Callable[[Database], Coroutine[Any, Any, None]]:
-    """The loop the service runs beside its consumer; it outlives database outages."""
+    """The loop the service runs beside its consumer; it outlives database outages.
+
+    It rests at least four times as long as its last round took, so however large a hot theme
+    grows (its statistics are recomputed from its issues), evaluating it takes at most a fifth
+    of the worker's time; proposals then follow the traffic a little later, never the reverse.
+    """
 
     async def work(db: Database) -> None:
         delay = interval
         while True:
+            began = time.monotonic()
             try:
                 await evaluate_changed_themes(db, thresholds)
-                delay = interval
+                delay = max(interval, BUSY_RATIO * (time.monotonic() - began))
             except Exception as exc:
                 delay = min(max(delay * 2, 1.0), 30.0)
                 log.warning("theme evaluation failed", error=repr(exc), retry_in=delay)

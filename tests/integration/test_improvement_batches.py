@@ -1,0 +1,203 @@
+"""improvement's batch handlers and theme worker against a real database: a batch gives the
+state that one event at a time gives, theme workers race without duplicates, and marking a
+theme never waits for its evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from services.improvement.adapters import repository as repo
+from services.improvement.adapters.tables import followups, issues, outbox, proposals, theme_changes
+from services.improvement.bootstrap import definition as improvement
+from services.improvement.domain.themes import Thresholds
+from services.improvement.handlers import make_subscriptions
+from services.improvement.handlers.themes import evaluate_changed_themes, evaluate_theme
+from shared.contracts import (
+    Analysis,
+    CustomerRef,
+    EventData,
+    IssueAnalyzed,
+    IssueReceived,
+    SatisfactionEvaluated,
+    Sentiment,
+    new_event,
+)
+from shared.db import Database
+from shared.messaging.consumer import record_in_inbox
+from shared.settings import Settings
+from tests.integration.conftest import open_database
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+HANDLERS = {s.type: s for s in make_subscriptions()}
+T0 = datetime(2026, 11, 30, 9, tzinfo=UTC)
+LI_SI = CustomerRef(customer_id=uuid.UUID(int=1), name="李四")
+
+
+def story(issue: uuid.UUID, other: uuid.UUID, intent: str = "delivery") -> list[EventData]:
+    """Every event of two issues, with the surprises a batch must fold in order."""
+
+    def at(minutes: int) -> datetime:
+        return T0 + timedelta(minutes=minutes)
+
+    def analyzed(issue_id: uuid.UUID, minutes: int, need: str) -> IssueAnalyzed:
+        return IssueAnalyzed(
+            issue_id=issue_id,
+            channel="chat",
+            customer=LI_SI,
+            text="…",
+            analysis=Analysis(
+                language="zh",
+                need=need,
+                intent=intent,
+                urgency="normal",
+                sentiment=Sentiment(label="negative", score=-0.5),
+            ),
+            analyzer_version="test",
+            analyzed_at=at(minutes),
+        )
+
+    def verdict(issue_id: uuid.UUID, value: str, minutes: int) -> SatisfactionEvaluated:
+        return SatisfactionEvaluated(
+            issue_id=issue_id,
+            customer=LI_SI,
+            score=0.5,
+            verdict=value,
+            source="explicit",
+            basis=f"rating at {minutes}",
+            evaluated_at=at(minutes),
+        )
+
+    def received(issue_id: uuid.UUID) -> IssueReceived:
+        return IssueReceived(
+            issue_id=issue_id,
+            channel="chat",
+            external_id=str(issue_id),
+            customer=LI_SI,
+            text="…",
+            received_at=T0,
+        )
+
+    return [
+        verdict(other, "dissatisfied", 2),  # before anything else is known of it
+        received(issue),
+        analyzed(issue, 1, "更快的发货"),
+        verdict(issue, "neutral", 2),
+        verdict(issue, "dissatisfied", 3),  # two verdicts of one issue in one batch
+        verdict(issue, "satisfied", 1),  # older, late: changes nothing
+        analyzed(other, 1, "退款"),
+        verdict(other, "satisfied", 4),  # resolves
+        verdict(other, "neutral", 5),  # reopens
+        received(other),
+        analyzed(other, 6, "更快的发货"),  # a re-analysis: leaves need:退款
+    ]
+
+
+async def deliver(db: Database, batch: list[EventData]) -> None:
+    """As the consumer runner: inbox, then each type's handler with its events, one commit."""
+    events = [new_event("/test", data) for data in batch]
+    async with db.unit_of_work() as uow:
+        fresh = await record_in_inbox(uow, improvement.inbox, events)
+        by_type: dict[str, list[EventData]] = {}
+        for event, data in zip(events, batch, strict=True):
+            if event.id in fresh:
+                by_type.setdefault(data.TYPE, []).append(data)
+        for event_type, items in by_type.items():
+            await HANDLERS[event_type].handle(items, uow)
+
+
+async def state_of(db: Database, issue_ids: list[uuid.UUID]) -> list[Any]:
+    """What the issues and their follow-ups hold, named by position rather than by id."""
+    name: Callable[[uuid.UUID], int] = issue_ids.index
+    async with db.unit_of_work() as uow:
+        rows = await uow.session.execute(select(issues).where(issues.c.issue_id.in_(issue_ids)))
+        known = sorted((name(r.issue_id), *r[1:]) for r in rows)
+        rows = await uow.session.execute(
+            select(followups).where(followups.c.issue_id.in_(issue_ids))
+        )
+        follows = sorted(
+            (name(r.issue_id), r.channel, r.need, r.intent, r.verdict, r.reason, r.status)
+            for r in rows
+        )
+        required = await uow.session.scalar(
+            select(func.count()).where(
+                outbox.c.type == "kefu.improvement.followup_required",
+                outbox.c.payload["subject"].astext.in_([str(i) for i in issue_ids]),
+            )
+        )
+    return [known, follows, required]
+
+
+async def test_a_batch_reaches_the_state_of_one_event_at_a_time(private_stack: Settings) -> None:
+    db = await open_database(private_stack, improvement)
+    one_by_one = [uuid.uuid4(), uuid.uuid4()]
+    for data in story(*one_by_one):
+        await deliver(db, [data])
+    batched = [uuid.uuid4(), uuid.uuid4()]
+    await deliver(db, story(*batched))
+    expected = await state_of(db, one_by_one)
+    assert await state_of(db, batched) == expected
+    follows = expected[1]
+    assert [(f[0], f[4], f[6]) for f in follows] == [
+        (0, "dissatisfied", "open"),
+        (1, "neutral", "open"),
+    ]
+    assert follows[1][2] == "更快的发货" and expected[2] == 2  # one follow-up each, ever
+    async with db.unit_of_work() as uow:
+        marked = set((await uow.session.execute(select(theme_changes.c.theme_key))).scalars())
+    assert {"delivery", "更快的发货", "退款"} <= marked  # the theme an issue left is marked too
+    await db.dispose()
+
+
+async def test_two_theme_workers_racing_on_a_hot_theme_make_one_proposal(
+    private_stack: Settings,
+) -> None:
+    dbs = [await open_database(private_stack, improvement) for _ in range(2)]
+    for _ in range(6):
+        for _ in range(5):  # a hot theme: every issue unhappy about the same thing
+            issue = uuid.uuid4()
+            events = story(issue, uuid.uuid4(), intent="billing")
+            await deliver(dbs[0], [e for e in events if getattr(e, "issue_id", None) == issue])
+        await asyncio.gather(*(evaluate_changed_themes(db, Thresholds()) for db in dbs))
+    while await evaluate_changed_themes(dbs[1], Thresholds()):
+        pass
+    async with dbs[0].unit_of_work() as uow:
+        raised = (
+            await uow.session.execute(
+                select(proposals.c.theme_key).where(proposals.c.theme_kind == "intent")
+            )
+        ).scalars()
+        proposed = (
+            await uow.session.execute(
+                select(outbox.c.payload["data"]["theme"].astext).where(
+                    outbox.c.type == "kefu.improvement.proposed"
+                )
+            )
+        ).scalars()
+        assert list(raised) == ["billing"]
+        assert sorted(proposed).count("intent:billing") == 1
+    for db in dbs:
+        await db.dispose()
+
+
+async def test_marking_a_theme_never_waits_for_its_evaluation(private_stack: Settings) -> None:
+    db = await open_database(private_stack, improvement)
+    theme = ("intent", "account")
+    await deliver(db, story(uuid.uuid4(), uuid.uuid4(), intent="account"))
+    async with db.unit_of_work() as evaluation:  # an evaluation in progress, holding the theme
+        assert await repo.try_lock_theme(evaluation.session, theme)
+        assert await repo.take_theme_changes(evaluation.session, theme)
+        # New events of the theme are handled at once, and a second worker skips the theme.
+        await asyncio.wait_for(
+            deliver(db, story(uuid.uuid4(), uuid.uuid4(), intent="account")), timeout=5
+        )
+        assert not await asyncio.wait_for(evaluate_theme(db, theme, Thresholds()), timeout=5)
+    # What arrived during the evaluation waits for the next round.
+    assert await evaluate_theme(db, theme, Thresholds())
+    await db.dispose()
