@@ -18,7 +18,11 @@ from services.improvement.adapters.tables import followups, issues, outbox, prop
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.domain.themes import Thresholds
 from services.improvement.handlers import make_subscriptions
-from services.improvement.handlers.themes import evaluate_changed_themes, evaluate_theme
+from services.improvement.handlers.themes import (
+    evaluate_changed_themes,
+    evaluate_theme,
+    theme_worker,
+)
 from shared.contracts import (
     Analysis,
     CustomerRef,
@@ -29,10 +33,11 @@ from shared.contracts import (
     Sentiment,
     new_event,
 )
-from shared.db import Database
+from shared.db import Database, Outbox, create_engine
 from shared.messaging.consumer import record_in_inbox
 from shared.settings import Settings
 from tests.integration.conftest import open_database
+from tests.support import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 HANDLERS = {s.type: s for s in make_subscriptions()}
@@ -200,4 +205,30 @@ async def test_marking_a_theme_never_waits_for_its_evaluation(private_stack: Set
         assert not await asyncio.wait_for(evaluate_theme(db, theme, Thresholds()), timeout=5)
     # What arrived during the evaluation waits for the next round.
     assert await evaluate_theme(db, theme, Thresholds())
+    await db.dispose()
+
+
+async def test_the_theme_worker_outlives_a_database_outage(private_stack: Settings) -> None:
+    down = Database(
+        create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", timeout=1),
+        Outbox(improvement.outbox, source="/kefu/improvement"),
+    )
+    worker = asyncio.create_task(theme_worker(Thresholds(), interval=0.1)(down))
+    await asyncio.sleep(2)
+    assert not worker.done()  # it logged, backed off and kept going
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+    await down.dispose()
+    # Against the database it has, it evaluates what is marked.
+    db = await open_database(private_stack, improvement)
+    await deliver(db, story(uuid.uuid4(), uuid.uuid4(), intent="technical"))
+    worker = asyncio.create_task(theme_worker(Thresholds(), interval=0.1)(db))
+
+    async def nothing_marked() -> bool:
+        async with db.unit_of_work() as uow:
+            return not await uow.session.scalar(select(func.count()).select_from(theme_changes))
+
+    await wait_until(nothing_marked, what="the marks evaluated")
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
     await db.dispose()
