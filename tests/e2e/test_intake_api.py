@@ -240,6 +240,42 @@ async def test_database_down_gives_503_never_2xx(stack: Settings) -> None:
         group.stop_all()
 
 
+async def test_overload_is_refused_quickly_as_busy_never_a_timeout(stack: Settings) -> None:
+    """One connection and a 20 ms wait: a burst gets 202s and 503 'busy' with Retry-After."""
+    group = ServiceProcesses(
+        stack,
+        env={
+            "KEFU_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
+            "KEFU_DB_POOL_SIZE": "1",
+            "KEFU_DB_WAIT_SECONDS": "0.02",
+        },
+        ports={"intake": free_port()},
+        services=("intake",),
+    )
+    group.start("intake")
+    try:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(
+            base_url=group.url("intake"), headers=AUTH, limits=limits, timeout=10
+        ) as client:
+            await wait_until(lambda: _answers(client), what="intake answering")
+            responses = await asyncio.gather(
+                *(client.post("/v1/issues", json=issue()) for _ in range(200))
+            )
+    finally:
+        group.stop_all()
+    statuses = [response.status_code for response in responses]
+    assert set(statuses) <= {202, 503}, statuses
+    assert 202 in statuses
+    busy = [response for response in responses if response.status_code == 503]
+    assert busy, "200 requests at once on one connection: some must wait too long"
+    for response in busy:
+        assert_problem(response, 503)
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["title"] == "Service busy"
+        assert "busy" in response.json()["detail"]
+
+
 async def _answers(client: httpx.AsyncClient) -> bool:
     try:
         return (await client.get("/healthz")).status_code == 200

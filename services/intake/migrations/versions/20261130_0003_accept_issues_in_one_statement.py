@@ -111,9 +111,11 @@ RETURNS TABLE (idx int, issue_id uuid, outcome text)
 LANGUAGE plpgsql AS $$
 DECLARE
     it record;
-    existing record;
     c intake.customers;
-    customer jsonb;
+    new_idx int[] := '{}';
+    new_customer uuid[] := '{}';
+    new_customer_json jsonb[] := '{}';
+    inserted int;
 BEGIN
     -- Feedback naming an issue by its key holds this lock exclusively while it looks for the
     -- issue (handlers.submit_feedback); issues hold it shared, so they wait only for such
@@ -123,81 +125,106 @@ BEGIN
     FROM (SELECT DISTINCT x.channel, x.external_id
           FROM jsonb_to_recordset(items) AS x(channel text, external_id text)) AS k;
 
+    -- The customer of each issue new to the database (the first item under each new key), in
+    -- the items' order: what one item creates or completes, a later one matches. A retry, or
+    -- a repeat within the batch, touches nothing, not even the customer.
     FOR it IN
-        SELECT (e.n - 1)::int AS idx, x.*
-        FROM jsonb_array_elements(items) WITH ORDINALITY AS e(item, n),
-             jsonb_to_record(e.item) AS x(
-                 id uuid, channel text, external_id text,
-                 name text, email text, phone text, customer_external_id text,
-                 subject text, body text, language text, metadata jsonb,
-                 occurred_at timestamptz, received_at timestamptz, fingerprint text,
-                 event jsonb)
-        ORDER BY e.n
+        SELECT f.idx, f.name, f.email, f.phone, f.customer_external_id
+        FROM (SELECT (e.n - 1)::int AS idx, x.*,
+                     row_number() OVER (PARTITION BY x.channel, x.external_id ORDER BY e.n) AS nth
+              FROM jsonb_array_elements(items) WITH ORDINALITY AS e(item, n),
+                   jsonb_to_record(e.item) AS x(
+                       channel text, external_id text, name text, email text, phone text,
+                       customer_external_id text)) AS f
+        -- LATERAL ... LIMIT: an index probe per item, whatever the cached plan expects.
+        LEFT JOIN LATERAL (SELECT true AS stored FROM intake.issues AS i
+                           WHERE i.channel = f.channel AND i.external_id = f.external_id
+                           LIMIT 1) AS s ON true
+        WHERE f.nth = 1 AND s.stored IS NULL
+        ORDER BY f.idx
     LOOP
-        -- A retry changes nothing, not even the customer: answer it before touching anything.
-        SELECT i.id, i.fingerprint INTO existing
-        FROM intake.issues AS i
-        WHERE i.channel = it.channel AND i.external_id = it.external_id;
-        IF FOUND THEN
-            idx := it.idx;
-            issue_id := existing.id;
-            outcome := CASE WHEN existing.fingerprint = it.fingerprint
-                            THEN 'duplicate' ELSE 'conflict' END;
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-
         c := intake.find_or_create_customer(it.name, it.email, it.phone, it.customer_external_id);
-        INSERT INTO intake.issues (id, channel, external_id, customer_id, subject, text,
-                                   language, metadata, occurred_at, received_at, fingerprint)
-        VALUES (it.id, it.channel, it.external_id, c.id, it.subject, it.body, it.language,
-                coalesce(it.metadata, '{}'::jsonb), it.occurred_at, it.received_at,
-                it.fingerprint)
-        ON CONFLICT (channel, external_id) DO NOTHING;
-        IF NOT FOUND THEN
-            -- The same key committed by a concurrent request since the look-up above: undo
-            -- this statement, customer changes included; the caller runs it again and then
-            -- answers duplicate or conflict.
-            RAISE EXCEPTION 'issue % % was accepted concurrently', it.channel, it.external_id
-                USING ERRCODE = 'KF001';
-        END IF;
-
-        customer := jsonb_build_object('customer_id', c.id, 'name', c.name, 'email', c.email,
-                                       'phone', c.phone, 'external_id', c.external_id);
-        INSERT INTO intake.outbox (id, type, payload, created_at)
-        VALUES ((it.event ->> 'id')::uuid, it.event ->> 'type',
-                jsonb_set(it.event, '{data,customer}', customer),
-                (it.event ->> 'time')::timestamptz);
-
-        -- Feedback that named this issue before it arrived: linked and published with it.
-        WITH linked AS (
-            UPDATE intake.feedback AS f SET issue_id = it.id, customer_id = c.id
-            WHERE f.issue_id IS NULL
-              AND f.issue_channel = it.channel AND f.issue_external_id = it.external_id
-            RETURNING f.id AS feedback_id, f.rating, f.comment, f.submitted_at
-        ), events AS (
-            SELECT gen_random_uuid() AS event_id, clock_timestamp() AS event_time, linked.*
-            FROM linked
-        )
-        INSERT INTO intake.outbox (id, type, payload, created_at)
-        SELECT e.event_id, 'kefu.feedback.submitted',
-               jsonb_build_object(
-                   'specversion', '1.0', 'id', e.event_id, 'source', it.event ->> 'source',
-                   'type', 'kefu.feedback.submitted', 'subject', it.id::text,
-                   'time', intake.json_time(e.event_time),
-                   'datacontenttype', 'application/json',
-                   'data', jsonb_build_object(
-                       'feedback_id', e.feedback_id, 'issue_id', it.id, 'customer', customer,
-                       'rating', e.rating, 'comment', e.comment,
-                       'submitted_at', intake.json_time(e.submitted_at))),
-               e.event_time
-        FROM events AS e;
-
-        idx := it.idx;
-        issue_id := it.id;
-        outcome := 'accepted';
-        RETURN NEXT;
+        new_idx := new_idx || it.idx;
+        new_customer := new_customer || c.id;
+        new_customer_json := new_customer_json || jsonb_build_object(
+            'customer_id', c.id, 'name', c.name, 'email', c.email, 'phone', c.phone,
+            'external_id', c.external_id);
     END LOOP;
+
+    INSERT INTO intake.issues (id, channel, external_id, customer_id, subject, text, language,
+                               metadata, occurred_at, received_at, fingerprint)
+    SELECT x.id, x.channel, x.external_id, n.customer_id, x.subject, x.body, x.language,
+           coalesce(x.metadata, '{}'::jsonb), x.occurred_at, x.received_at, x.fingerprint
+    FROM unnest(new_idx, new_customer) AS n(idx, customer_id),
+         jsonb_to_record(items -> n.idx) AS x(
+             id uuid, channel text, external_id text, subject text, body text, language text,
+             metadata jsonb, occurred_at timestamptz, received_at timestamptz, fingerprint text)
+    ON CONFLICT (channel, external_id) DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF inserted < cardinality(new_idx) THEN
+        -- A key committed by a concurrent request since the look-up above: undo this
+        -- statement, customer changes included; the caller runs it again and then answers
+        -- duplicate or conflict for that key.
+        RAISE EXCEPTION 'an issue key was accepted concurrently' USING ERRCODE = 'KF001';
+    END IF;
+
+    -- Each new issue's event, with its customer.
+    INSERT INTO intake.outbox (id, type, payload, created_at)
+    SELECT (e.event ->> 'id')::uuid, e.event ->> 'type',
+           jsonb_set(e.event, '{data,customer}', n.customer), (e.event ->> 'time')::timestamptz
+    FROM unnest(new_idx, new_customer_json) AS n(idx, customer),
+         LATERAL (SELECT items -> n.idx -> 'event' AS event) AS e;
+
+    -- Feedback that named a new issue before it arrived: linked and published with it.
+    WITH new_issues AS (
+        SELECT (items -> n.idx ->> 'id')::uuid AS id, items -> n.idx ->> 'channel' AS channel,
+               items -> n.idx ->> 'external_id' AS external_id,
+               items -> n.idx -> 'event' ->> 'source' AS source, n.customer_id, n.customer
+        FROM unnest(new_customer, new_customer_json, new_idx) AS n(customer_id, customer, idx)
+    ), pending AS (
+        SELECT p.id AS feedback_id, k.*
+        FROM new_issues AS k
+        CROSS JOIN LATERAL (SELECT f.id FROM intake.feedback AS f
+                            WHERE f.issue_id IS NULL AND f.issue_channel = k.channel
+                              AND f.issue_external_id = k.external_id
+                            LIMIT 1000) AS p
+    ), linked AS (
+        UPDATE intake.feedback AS f SET issue_id = p.id, customer_id = p.customer_id
+        FROM pending AS p
+        WHERE f.id = p.feedback_id
+        RETURNING f.id AS feedback_id, f.rating, f.comment, f.submitted_at,
+                  p.id AS linked_issue, p.customer, p.source
+    ), events AS (
+        SELECT gen_random_uuid() AS event_id, clock_timestamp() AS event_time, linked.*
+        FROM linked
+    )
+    INSERT INTO intake.outbox (id, type, payload, created_at)
+    SELECT e.event_id, 'kefu.feedback.submitted',
+           jsonb_build_object(
+               'specversion', '1.0', 'id', e.event_id, 'source', e.source,
+               'type', 'kefu.feedback.submitted', 'subject', e.linked_issue::text,
+               'time', intake.json_time(e.event_time),
+               'datacontenttype', 'application/json',
+               'data', jsonb_build_object(
+                   'feedback_id', e.feedback_id, 'issue_id', e.linked_issue,
+                   'customer', e.customer, 'rating', e.rating, 'comment', e.comment,
+                   'submitted_at', intake.json_time(e.submitted_at))),
+           e.event_time
+    FROM events AS e;
+
+    -- One answer per item: accepted, or the stored issue under its key (stored before, or by
+    -- an earlier item of this batch) with the same body (duplicate) or another (conflict).
+    RETURN QUERY
+    SELECT (e.n - 1)::int, i.id,
+           CASE WHEN (e.n - 1)::int = ANY (new_idx) THEN 'accepted'
+                WHEN i.fingerprint = x.fingerprint THEN 'duplicate'
+                ELSE 'conflict' END
+    FROM jsonb_array_elements(items) WITH ORDINALITY AS e(item, n)
+    CROSS JOIN jsonb_to_record(e.item) AS x(channel text, external_id text, fingerprint text)
+    CROSS JOIN LATERAL (SELECT s.id, s.fingerprint FROM intake.issues AS s
+                        WHERE s.channel = x.channel AND s.external_id = x.external_id
+                        LIMIT 1) AS i
+    ORDER BY e.n;
 END
 $$;
 """
