@@ -226,10 +226,21 @@ class Consumer:
                 backoff = min(backoff * 2, 30.0)
 
     async def _ack(self, deliveries: Sequence[Delivery], fresh: set[Any]) -> None:
+        """One ack per channel for the whole batch: its highest delivery tag, ``multiple``.
+
+        Batches are taken in delivery order, one at a time, and every message before them was
+        settled, so the tags up to that one are exactly this batch's (after a reconnect a batch
+        may hold messages of two channels)."""
+        last: dict[int, AbstractIncomingMessage] = {}
         for delivery in deliveries:
             outcome = "processed" if delivery.event.id in fresh else "duplicate"
             CONSUMED.labels(type=delivery.event.type, outcome=outcome).inc()
-            await _settle(delivery.message.ack())
+            message = delivery.message
+            kept = last.get(id(message.channel))
+            if kept is None or (message.delivery_tag or 0) > (kept.delivery_tag or 0):
+                last[id(message.channel)] = message
+        for message in last.values():
+            await _settle(message.ack(multiple=True))
 
     async def _fail(self, delivery: Delivery, exc: Exception) -> None:
         event = delivery.event
