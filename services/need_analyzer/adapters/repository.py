@@ -7,11 +7,51 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import ColumnElement, Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.need_analyzer.adapters.tables import analyses
+
+_COLUMNS = {
+    "issue_id": "uuid",
+    "channel": "text",
+    "customer": "jsonb",
+    "subject": "text",
+    "text": "text",
+    "received_at": "timestamptz",
+    "language": "text",
+    "need": "text",
+    "intent": "text",
+    "secondary": "text",
+    "sentiment_label": "text",
+    "sentiment_score": "float8",
+    "urgency": "text",
+    "keywords": "jsonb",
+    "explanations": "jsonb",
+    "analyzer_version": "text",
+    "analyzed_at": "timestamptz",
+}
+_JSON = {name for name, kind in _COLUMNS.items() if kind == "jsonb"}
+
+
+def _column_value(name: str) -> str:
+    if name == "keywords":  # an array per row cannot travel inside an array of arrays
+        return "ARRAY(SELECT jsonb_array_elements_text(row.keywords::jsonb))"
+    return f"row.{name}::jsonb" if name in _JSON else f"row.{name}"
+
+
+# One array per column: the same text for any batch size, so it is planned once per connection.
+_INSERT_NEW = text(
+    f"INSERT INTO {analyses.schema}.{analyses.name} ({', '.join(_COLUMNS)}) "
+    f"SELECT {', '.join(_column_value(name) for name in _COLUMNS)} FROM unnest("
+    + ", ".join(
+        f"CAST(:{name} AS {'text' if kind == 'jsonb' else kind}[])"
+        for name, kind in _COLUMNS.items()
+    )
+    + f") AS row({', '.join(_COLUMNS)}) "
+    "ON CONFLICT (issue_id) DO NOTHING RETURNING issue_id"
+)
 
 
 async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
@@ -19,10 +59,11 @@ async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> s
     if not rows:
         return set()
     stored = await session.execute(
-        insert(analyses)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=[analyses.c.issue_id])
-        .returning(analyses.c.issue_id)
+        _INSERT_NEW,
+        {
+            name: [orjson.dumps(row[name]).decode() if name in _JSON else row[name] for row in rows]
+            for name in _COLUMNS
+        },
     )
     return set(stored.scalars())
 
