@@ -8,7 +8,7 @@ import secrets
 import sys
 from datetime import UTC, datetime
 
-from deploy import database, dlq, keys, launcher
+from deploy import broker, database, dlq, keys, launcher
 from shared.auth import SCOPES, check_scopes
 from shared.settings import SERVICES, get_settings
 
@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("setup", help="create database, roles and schemas, then migrate")
+    commands.add_parser(
+        "setup",
+        help="create database, roles and schemas, migrate, then declare the broker topology",
+    )
+    commands.add_parser(
+        "topology", help="declare exchange, service queues and bindings, DLQs, archive"
+    )
     commands.add_parser("bootstrap", help="create database, roles and schemas only")
     migrate = commands.add_parser("migrate", help="apply migrations, each as its service's role")
     migrate.add_argument("--service", action="append", choices=SERVICES)
@@ -78,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup":
             database.migrate(admin, settings.db_password)
         print(f"database ready: {admin.rsplit('/', 1)[-1]}")
+        if args.command == "setup":
+            print(f"broker ready: {', '.join(broker.declare_sync(settings))}")
+    elif args.command == "topology":
+        print(f"broker ready: {', '.join(broker.declare_sync(settings))}")
     elif args.command == "migrate":
         database.migrate(admin, settings.db_password, _services(args.service))
     elif args.command == "run":

@@ -24,14 +24,17 @@ async def _peek(amqp_url: str, service: str, limit: int) -> list[dict[str, Any]]
             deaths = message.headers.get("x-death")
             death = deaths[0] if isinstance(deaths, list) and deaths else {}
             assert isinstance(death, dict)
-            seen.append(
-                {
-                    "message_id": message.message_id,
-                    "type": message.type,
-                    "reason": death.get("reason"),
-                    "count": death.get("count"),
-                }
-            )
+            # Dead-lettered by the broker: x-death says why. By the consumer itself (a
+            # transient error that kept coming back): its own headers say why.
+            item = {
+                "message_id": message.message_id,
+                "type": message.type,
+                "reason": death.get("reason") or message.headers.get("x-kefu-dead-letter-reason"),
+                "count": death.get("count"),
+            }
+            if "x-kefu-error" in message.headers:
+                item["error"] = message.headers["x-kefu-error"]
+            seen.append(item)
         # Closing the channel without acking returns every peeked message to the DLQ.
         await channel.close()
         return seen

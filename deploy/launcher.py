@@ -1,5 +1,13 @@
 """Runs several services as child processes: `kefu run` (make run) and the end-to-end tests.
 
+`kefu run` supervises its children (``Supervisor``): an instance that dies is restarted after a
+back-off that doubles from ``KEFU_RESTART_BACKOFF_SECONDS`` (1 s) up to
+``KEFU_RESTART_BACKOFF_MAX_SECONDS`` (30 s) and starts over once it has stayed up
+``KEFU_RESTART_STABLE_SECONDS`` (30 s); the others keep serving. An instance that exits
+``KEFU_CRASH_LOOP_RESTARTS`` times (5) within ``KEFU_CRASH_LOOP_WINDOW_SECONDS`` (60 s) stops
+the whole run with a message naming it and a non-zero exit code. The policy (``RestartPolicy``)
+is pure and is tested without processes.
+
 A service may run as several replicas (``replicas={"improvement": 2}``, or
 ``KEFU_REPLICAS_IMPROVEMENT=2`` for `make run`): they share the service's HTTP port
 (SO_REUSEPORT, see shared/service.py), compete on its queue and share its outbox. The first
@@ -14,7 +22,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +76,21 @@ def replicas_from_env(
             raise ValueError(f"{variable}={count}: between 1 and {MAX_REPLICAS}")
         counts[service] = count
     return counts
+
+
+def ports_from_env(
+    services: Sequence[str], environ: Mapping[str, str] = os.environ
+) -> dict[str, int]:
+    """``KEFU_PORT_<SERVICE>`` (e.g. ``KEFU_PORT_INTAKE=18000``); the default port when unset."""
+    ports: dict[str, int] = {}
+    for service in services:
+        variable = f"KEFU_PORT_{service.upper()}"
+        raw = environ.get(variable, "").strip()
+        try:
+            ports[service] = int(raw) if raw else DEFAULT_PORTS[service]
+        except ValueError:
+            raise ValueError(f"{variable}={raw!r}: not a port number") from None
+    return ports
 
 
 def listening_ports(pid: int) -> set[int]:
@@ -135,6 +159,11 @@ class ServiceProcesses:
             )
         return name
 
+    def restart(self, name: str) -> None:
+        """Start a new process for an instance whose process has exited."""
+        service, _, replica = name.partition("#")
+        self.start(service, int(replica) if replica else 1)
+
     def start_all(self) -> None:
         for service in self.services:
             for replica in range(1, self.replicas.get(service, 1) + 1):
@@ -197,38 +226,174 @@ class ServiceProcesses:
         return None
 
 
+def describe_exit(code: int) -> str:
+    """``code 1``, or ``signal 9 (SIGKILL)`` for a process a signal ended (Popen: -9)."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"code {code} (killed by {signal.Signals(-code).name})"
+    return f"code {code}"
+
+
+@dataclass
+class RestartPolicy:
+    """When to restart an instance that exited, and when to give up. Pure: times are given."""
+
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    stable_after: float = 30.0
+    crash_limit: int = 5
+    window: float = 60.0
+    _exits: deque[float] = field(default_factory=deque)
+    _delay: float | None = None
+    _started_at: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RestartPolicy:
+        return cls(
+            backoff=settings.restart_backoff_seconds,
+            backoff_max=settings.restart_backoff_max_seconds,
+            stable_after=settings.restart_stable_seconds,
+            crash_limit=settings.crash_loop_restarts,
+            window=settings.crash_loop_window_seconds,
+        )
+
+    def started(self, now: float) -> None:
+        self._started_at = now
+
+    def exited(self, now: float) -> float | None:
+        """Record an exit at ``now``. Returns the wait before the restart, or None when the
+        instance has exited ``crash_limit`` times within ``window``: a crash loop."""
+        if self._delay is None or now - self._started_at >= self.stable_after:
+            self._delay = self.backoff  # first exit, or it had stayed up: start over
+        self._exits.append(now)
+        while self._exits and self._exits[0] <= now - self.window:
+            self._exits.popleft()
+        if len(self._exits) >= self.crash_limit:
+            return None
+        delay = self._delay
+        self._delay = min(delay * 2, self.backoff_max)
+        return delay
+
+
+class CrashLoop(RuntimeError):
+    """An instance keeps exiting: the run stops."""
+
+
+@dataclass
+class Supervisor:
+    """Restarts the instances of a ServiceProcesses group as they exit (``tick`` each moment)."""
+
+    group: ServiceProcesses
+    policy: Callable[[], RestartPolicy]
+    say: Callable[[str], None]
+    clock: Callable[[], float] = time.monotonic
+    policies: dict[str, RestartPolicy] = field(default_factory=dict)
+    restart_at: dict[str, float] = field(default_factory=dict)
+    # Restarted instances whose port has not answered /readyz since.
+    recovering: set[str] = field(default_factory=set)
+
+    def started_all(self) -> None:
+        now = self.clock()
+        for name in self.group.procs:
+            self._policy(name).started(now)
+
+    def _policy(self, name: str) -> RestartPolicy:
+        if name not in self.policies:
+            self.policies[name] = self.policy()
+        return self.policies[name]
+
+    def tick(self) -> None:
+        """Notice exits and restart what is due; raise CrashLoop to stop the run."""
+        now = self.clock()
+        for name, proc in list(self.group.procs.items()):
+            code = proc.poll()
+            if code is None or name in self.restart_at:
+                continue
+            delay = self._policy(name).exited(now)
+            policy = self._policy(name)
+            if delay is None:
+                raise CrashLoop(
+                    f"{name} keeps crashing: it exited {policy.crash_limit} times within "
+                    f"{policy.window:.0f}s (last: {describe_exit(code)}); stopping the run"
+                )
+            self.say(f"{name} exited with {describe_exit(code)}; restarting in {delay:.1f}s")
+            self.restart_at[name] = now + delay
+            self.recovering.discard(name)
+        for name, due in list(self.restart_at.items()):
+            if now >= due:
+                del self.restart_at[name]
+                self.group.restart(name)
+                self._policy(name).started(now)
+                self.recovering.add(name)
+                self.say(f"{name} restarted (pid {self.group.procs[name].pid})")
+        for name in sorted(self.recovering):
+            if _ready(self.group.url(service_of(name))):
+                self.recovering.discard(name)
+                self.say(f"{name} is ready again")
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _say(line: str) -> None:
+    print(f"[supervisor] {line}", file=sys.stderr, flush=True)
+
+
 def run_foreground(
     settings: Settings,
     services: Sequence[str],
     api_key: str,
     replicas: Mapping[str, int] | None = None,
 ) -> int:
-    """Start the services, print where they are, and stop them all on Ctrl-C."""
+    """Start the services, print where they are, restart any that dies, stop all on Ctrl-C."""
     group = ServiceProcesses(
         settings,
         env={"KEFU_BOOTSTRAP_API_KEY": api_key, "KEFU_LOG_JSON": "false"},
+        ports=ports_from_env(SERVICES),
         services=services,
         replicas=replicas_from_env(services) if replicas is None else replicas,
     )
-    # SIGTERM (a supervisor, `timeout`) stops the children as Ctrl-C does.
+    supervisor = Supervisor(group, lambda: RestartPolicy.from_settings(settings), _say)
+    # SIGTERM (a supervisor, `timeout`, docker stop) stops the children as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     group.start_all()
+    supervisor.started_all()
+    announced = False
     try:
-        group.wait_ready()
-        print("\nKefu is running:", flush=True)
-        for service in services:
-            count = len(group.instances(service))
-            shown = f"{count} replicas, " if count > 1 else ""
-            print(f"  {service:<14} {group.url(service)}  ({shown}docs: {group.url(service)}/docs)")
-        print(f"\nAPI key: {api_key}")
-        print(f'  curl -H "Authorization: Bearer {api_key}" {group.url("intake")}/v1/issues/...')
-        print("Press Ctrl-C to stop.\n", flush=True)
-        while (exited := group.first_exit()) is None:
-            time.sleep(0.5)
-        print(f"{exited[0]} exited with code {exited[1]}; stopping the others", file=sys.stderr)
+        while True:
+            supervisor.tick()
+            if not announced and all(_ready(group.url(service)) for service in services):
+                announced = True
+                _announce(group, services, api_key, RestartPolicy.from_settings(settings))
+            time.sleep(0.25)
+    except CrashLoop as exc:
+        print(f"\n{exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr)
         return 0
     finally:
         group.stop_all()
+
+
+def _announce(
+    group: ServiceProcesses, services: Sequence[str], api_key: str, policy: RestartPolicy
+) -> None:
+    print("\nKefu is running:", flush=True)
+    for service in services:
+        count = len(group.instances(service))
+        shown = f"{count} replicas, " if count > 1 else ""
+        print(f"  {service:<14} {group.url(service)}  ({shown}docs: {group.url(service)}/docs)")
+    print(f"\nAPI key: {api_key}")
+    if "intake" in services:
+        print(f'  curl -H "Authorization: Bearer {api_key}" {group.url("intake")}/v1/issues/...')
+    print(
+        f"A service that dies is restarted (back-off {policy.backoff:g}s doubling to "
+        f"{policy.backoff_max:g}s); {policy.crash_limit} exits within {policy.window:g}s stop "
+        "the run. Press Ctrl-C to stop.\n",
+        flush=True,
+    )

@@ -23,6 +23,8 @@ log = get_logger(__name__)
 
 PUBLISHED = Counter("kefu_outbox_published_total", "Outbox events published and confirmed")
 FAILED = Counter("kefu_outbox_publish_failures_total", "Outbox publishes not confirmed")
+# The longest wait between two tries while the broker or the database is away.
+RETRY_MAX_SECONDS = 5.0
 
 
 class EventPublisher(Protocol):
@@ -50,9 +52,13 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
 
     async def run(self) -> None:
+        """Relay until cancelled. After a failure the relay waits out its back-off, whatever
+        wakes it meanwhile (each NOTIFY would only fail again): the back-off grows per failed
+        round, so on time only (poll, 2x, 4x... up to RETRY_MAX_SECONDS), and a round that
+        succeeds resets it, so the flow is back within seconds of the broker or database."""
         listener = asyncio.create_task(self._listen(), name="outbox-listener")
         last_cleanup = datetime.min.replace(tzinfo=UTC)
-        backoff = self.poll_seconds
+        backoff = 0.0  # no failure: wait for a NOTIFY or the poll
         try:
             while True:
                 try:
@@ -61,12 +67,15 @@ class OutboxRelay:
                     if datetime.now(UTC) - last_cleanup > timedelta(hours=1):
                         await self.delete_old()
                         last_cleanup = datetime.now(UTC)
-                    backoff = self.poll_seconds
+                    backoff = 0.0
                 except Exception as exc:
-                    backoff = min(backoff * 2, 30.0)
+                    backoff = min(max(backoff * 2, self.poll_seconds), RETRY_MAX_SECONDS)
                     log.warning("outbox relay paused", error=str(exc), retry_in=backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
+                if backoff:
+                    await asyncio.sleep(backoff)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_seconds)
                 self._wakeup.clear()
         finally:
             listener.cancel()

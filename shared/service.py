@@ -23,7 +23,11 @@ from shared.http import BodySizeLimit, RequestMetrics
 from shared.logging import configure_logging, get_logger
 from shared.messaging.consumer import Consumer, Subscription
 from shared.messaging.publisher import Publisher
-from shared.messaging.topology import declare_archive, declare_events_exchange
+from shared.messaging.topology import (
+    check_subscriptions,
+    declare_archive,
+    declare_events_exchange,
+)
 from shared.problems import install_problem_handlers
 from shared.relay import OutboxRelay
 from shared.settings import Settings, get_settings
@@ -48,6 +52,9 @@ class Broker:
     """Connects in the background (with retries) so HTTP serves even while the broker is down."""
 
     def __init__(self, definition: ServiceDefinition, settings: Settings, db: Database) -> None:
+        # Set-up binds the service's queue from CONSUMES: a subscription it does not list would
+        # silently receive nothing until the consumer's own declare, so refuse to start.
+        check_subscriptions(definition.name, [s.type for s in definition.subscriptions])
         self.definition = definition
         self.settings = settings
         self.db = db
@@ -61,6 +68,9 @@ class Broker:
             prefetch=settings.prefetch,
             batch_size=settings.consumer_batch_size,
             delivery_limit=settings.delivery_limit,
+            retry_max_seconds=settings.consumer_retry_max_seconds,
+            transient_retries=settings.consumer_transient_retries,
+            hold_seconds=settings.consumer_hold_seconds,
         )
         self._setup: asyncio.Task[None] | None = None
         self._relay: asyncio.Task[None] | None = None

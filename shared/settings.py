@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     archive_max_age: str = "30D"
     archive_max_bytes: int = 5_000_000_000
     api_key_cache_seconds: float = 10.0
+    # While the database is away a consumer pauses; its back-off between tries is capped here,
+    # so it resumes within this long of the database's return.
+    consumer_retry_max_seconds: float = 5.0
+    # Tries of a batch that meets a transient error while the database answers other queries
+    # (a statement that always times out): then its message goes to the DLQ with the reason.
+    consumer_transient_retries: int = 5
+    # Longest a paused consumer holds unacked messages before it hands them back to the queue:
+    # below RabbitMQ's consumer_timeout (30 min by default), which would close the channel.
+    consumer_hold_seconds: float = 600.0
+    # `kefu run` restarts a service that dies: after restart_backoff_seconds, doubling up to
+    # restart_backoff_max_seconds, back to the start once it has stayed up
+    # restart_stable_seconds; crash_loop_restarts exits within crash_loop_window_seconds stop
+    # the whole run.
+    restart_backoff_seconds: float = 1.0
+    restart_backoff_max_seconds: float = 30.0
+    restart_stable_seconds: float = 30.0
+    crash_loop_restarts: int = 5
+    crash_loop_window_seconds: float = 60.0
 
     # Where a service keeps what it may rebuild (need_analyzer: jieba's dictionary cache).
     cache_dir: Path = Path.home() / ".cache" / "kefu"

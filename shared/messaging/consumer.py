@@ -7,28 +7,55 @@
   neighbours: it alone is nacked (and reaches the DLQ after the queue's delivery limit), or
   dead-lettered at once when its handler says it can never succeed (``PermanentFailure``).
 - An undecodable message is rejected straight to the DLQ (no retry can fix it).
-- A database outage or a pool time-out holds the batch (unacked, retried with backoff), so it
-  does not burn delivery attempts.
+- A database outage holds the batch (unacked, retried with a capped back-off) and pauses the
+  consumer (basic.cancel), so no more messages arrive and no delivery attempt is burned. The
+  consumer resumes (basic.consume) as soon as the database answers again.
+- Every way of handing an unacked message back to a RabbitMQ 3.10 quorum queue counts as a
+  delivery attempt: nack or reject with requeue, and also closing the channel or the
+  connection (checked on this broker: x-delivery-count goes up on each). So a held message is
+  never handed back; yet the broker closes a channel whose oldest unacked message is older than
+  its ``consumer_timeout`` (30 min by default), which would count too. An outage that outlasts
+  ``hold_seconds`` (kept below that time-out) therefore *releases* what the consumer holds: a
+  fresh copy of each message is published back to the service's queue (confirmed) and only then
+  is the original acked. The copy starts with no delivery count; if we die in between, the
+  inbox absorbs the duplicate.
+- A transient error while the database answers other queries (a statement that always times
+  out, a deadlock that keeps recurring) is not an outage: it is retried ``transient_retries``
+  times, then the message goes to the DLQ with the reason (headers ``x-kefu-dead-letter-reason``
+  and ``x-kefu-error``). A pool time-out is back-pressure and never counts as a try.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
 from aio_pika.exceptions import ChannelInvalidStateError
+from pamqp.commands import Basic
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Table, text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.contracts import CloudEvent, EventData, UndecodableEvent, decode_event, routing_key
 from shared.db import Database, UnitOfWork, is_transient_db_error
 from shared.errors import PermanentFailure
 from shared.logging import get_logger
-from shared.messaging.topology import declare_service_queue
+from shared.messaging.topology import (
+    DEAD_LETTER_EXCHANGE,
+    declare_service_queue,
+    service_queue_name,
+)
 
 log = get_logger(__name__)
 
@@ -42,6 +69,32 @@ BATCH_SIZE = Histogram(
     "Messages handled in one transaction",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
+
+
+PAUSED = Counter("kefu_consumer_pauses_total", "Consumer paused while the database was away")
+RELEASED = Counter(
+    "kefu_consumer_released_total", "Held messages handed back to the queue during an outage"
+)
+
+
+class RetriesExhausted(Exception):
+    """A transient database error kept coming back while the database answered other queries."""
+
+    def __init__(self, tries: int, error: BaseException) -> None:
+        super().__init__(f"{tries} tries, last: {type(error).__name__}: {error}")
+        self.error = error
+
+
+class _Released(Exception):
+    """The held messages were handed back to the queue: the batch is no longer ours."""
+
+
+def _is_pool_timeout(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, PoolTimeout):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -96,6 +149,9 @@ class Consumer:
         prefetch: int,
         batch_size: int,
         delivery_limit: int,
+        retry_max_seconds: float = 5.0,
+        transient_retries: int = 5,
+        hold_seconds: float = 600.0,
     ) -> None:
         self.service = service
         self.db = db
@@ -104,10 +160,26 @@ class Consumer:
         self.prefetch = prefetch
         self.batch_size = batch_size
         self.delivery_limit = delivery_limit
+        # Back-off between tries while the database is away: capped, so the flow resumes
+        # within this long of the database's return.
+        self.retry_max_seconds = retry_max_seconds
+        self.transient_retries = transient_retries
+        # Longest a message is held unacked during an outage (below the broker's
+        # consumer_timeout, 30 min by default) before it is released back to the queue.
+        self.hold_seconds = hold_seconds
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
+        self._paused = False
+        # Publisher-confirmed channel for the copies of released and dead-lettered messages.
+        self._copies: AbstractChannel | None = None
         self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        # Every message delivered to us and not settled yet, oldest first, with its arrival.
+        self._unsettled: dict[int, tuple[float, AbstractIncomingMessage]] = {}
         self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     async def start(self, connection: AbstractConnection) -> None:
         channel = await connection.channel()
@@ -119,9 +191,11 @@ class Consumer:
             [routing_key(event_type) for event_type in self.subscriptions],
             delivery_limit=self.delivery_limit,
         )
+        self._copies = await connection.channel(publisher_confirms=True, on_return_raises=True)
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"consumer-{self.service}")
-        self._tag = await self._queue.consume(self._arrive)
+        if not self._paused:
+            self._tag = await self._queue.consume(self._arrive)
 
     async def stop(self) -> None:
         if self._queue is not None and self._tag is not None:
@@ -135,9 +209,17 @@ class Consumer:
             with contextlib.suppress(BaseException):
                 await self._worker
             self._worker = None
+        if self._copies is not None and not self._copies.is_closed:
+            with contextlib.suppress(Exception):
+                await self._copies.close()
 
     async def _arrive(self, message: AbstractIncomingMessage) -> None:
+        self._unsettled[_key(message)] = (time.monotonic(), message)
         self._arrived.put_nowait(message)
+
+    def _forget(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        for message in messages:
+            self._unsettled.pop(_key(message), None)
 
     async def _work(self) -> None:
         while True:
@@ -146,9 +228,121 @@ class Consumer:
                 batch.append(self._arrived.get_nowait())
             try:
                 await self.handle_batch(batch)
+                if self._paused:
+                    await self._wait_for_database()
+                    await self._resume()
             except Exception:
                 # Never lose the worker: the messages stay unacked and come back.
                 log.exception("consumer batch crashed", size=len(batch))
+
+    # --- Pause while the database is away, resume when it answers ---
+
+    async def _pause(self) -> None:
+        if self._paused:
+            return
+        self._paused = True
+        PAUSED.inc()
+        tag, self._tag = self._tag, None
+        if self._queue is not None and tag is not None:
+            # Deliveries sent before the broker's CancelOk still reach _arrive; none after.
+            try:
+                await asyncio.wait_for(self._queue.cancel(tag), timeout=10)
+            except Exception as exc:
+                log.warning("consumer cancel failed", error=repr(exc))
+        log.warning(
+            "database unavailable; consumer paused, holding its messages",
+            held=len(self._unsettled),
+        )
+
+    async def _resume(self) -> None:
+        delay = 0.5
+        while self._paused:
+            try:
+                if self._queue is not None:
+                    self._tag = await self._queue.consume(self._arrive)
+                self._paused = False
+            except Exception as exc:  # the broker is away too: its reconnect comes first
+                log.warning("consumer resume failed", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_seconds)
+        log.info("database back; consumer resumed")
+
+    async def _database_answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self.db.ping(), timeout=5)
+        except Exception:
+            return False
+        return True
+
+    async def _wait_for_database(self) -> None:
+        delay = 0.5
+        while not await self._database_answers():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max_seconds)
+
+    def _held_too_long(self) -> bool:
+        # A message from a closed channel is no longer ours: the broker took it back.
+        for key, (_, message) in list(self._unsettled.items()):
+            if _channel_closed(message):
+                del self._unsettled[key]
+        oldest = next(iter(self._unsettled.values()), None)
+        return oldest is not None and time.monotonic() - oldest[0] >= self.hold_seconds
+
+    async def _release(self) -> None:
+        """Hand back everything held, before the broker's consumer_timeout closes the channel:
+        a confirmed copy first, then the original's ack (nothing counts a delivery attempt)."""
+        held = [message for _, message in self._unsettled.values()]
+        self._unsettled.clear()
+        while not self._arrived.empty():
+            self._arrived.get_nowait()
+        queue = service_queue_name(self.service)
+        results = await asyncio.gather(
+            *(self._publish_copy(message, "", queue, {}) for message in held),
+            return_exceptions=True,
+        )
+        released = 0
+        for message, result in zip(held, results, strict=True):
+            if result is None:
+                released += 1
+                await _settle(message.ack())
+            else:  # no copy: hand the original back, at the cost of one delivery attempt
+                log.warning("could not release a held message", error=repr(result))
+                await _settle(message.nack(requeue=True))
+        RELEASED.inc(released)
+        log.warning(
+            "database still unavailable; held messages released back to the queue",
+            released=released,
+            held_seconds=self.hold_seconds,
+        )
+
+    async def _publish_copy(
+        self,
+        message: AbstractIncomingMessage,
+        exchange: str,
+        routing_key: str,
+        extra_headers: dict[str, Any],
+    ) -> None:
+        channel = self._copies
+        if channel is None or channel.is_closed:
+            raise RuntimeError("no channel for copies")
+        headers = {k: v for k, v in (message.headers or {}).items() if k != "x-delivery-count"}
+        copy = aio_pika.Message(
+            body=message.body,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            app_id=message.app_id,
+            timestamp=message.timestamp,
+            headers={**headers, **extra_headers},
+        )
+        target = channel.default_exchange if not exchange else await channel.get_exchange(exchange)
+        confirmation = await asyncio.wait_for(
+            target.publish(copy, routing_key=routing_key, mandatory=True, timeout=10), 15
+        )
+        if not isinstance(confirmation, Basic.Ack):
+            raise RuntimeError(f"broker answered {confirmation!r}")
 
     async def handle_batch(self, messages: Sequence[AbstractIncomingMessage]) -> None:
         deliveries: list[Delivery] = []
@@ -162,10 +356,12 @@ class Consumer:
                     error=str(exc),
                 )
                 CONSUMED.labels(type=message.type or "unknown", outcome="rejected").inc()
+                self._forget([message])
                 await _settle(message.reject(requeue=False))
                 continue
             if event.type not in self.subscriptions:
                 CONSUMED.labels(type=event.type, outcome="ignored").inc()
+                self._forget([message])
                 await _settle(message.ack())
                 continue
             deliveries.append(Delivery(message, event, data))
@@ -174,6 +370,8 @@ class Consumer:
         BATCH_SIZE.observe(len(deliveries))
         try:
             fresh = await self._process(deliveries)
+        except _Released:
+            return
         except Exception as exc:
             if len(deliveries) == 1:
                 await self._fail(deliveries[0], exc)
@@ -186,6 +384,8 @@ class Consumer:
             for delivery in deliveries:
                 try:
                     fresh = await self._process([delivery])
+                except _Released:
+                    return
                 except Exception as single:
                     await self._fail(delivery, single)
                 else:
@@ -195,8 +395,10 @@ class Consumer:
 
     async def _process(self, deliveries: Sequence[Delivery]) -> set[Any]:
         """One transaction for the batch; returns the event ids it processed for the first
-        time. Retried while the database is unavailable or its pool is exhausted."""
+        time. Retried while the database is unavailable (the consumer pauses) or its pool is
+        exhausted; retried ``transient_retries`` times while the database answers."""
         backoff = 0.5
+        tries = 0
         while True:
             try:
                 async with self.db.unit_of_work() as uow:
@@ -216,14 +418,34 @@ class Consumer:
             except Exception as exc:
                 if not is_transient_db_error(exc):
                     raise
-                log.warning(
-                    "database unavailable; holding messages",
-                    size=len(deliveries),
-                    retry_in=backoff,
-                    error=str(exc),
-                )
+                if self._held_too_long():
+                    await self._pause()
+                    await self._release()
+                    raise _Released from exc
+                if _is_pool_timeout(exc):
+                    log.warning("database pool busy; retrying", size=len(deliveries))
+                elif await self._database_answers():
+                    # Not an outage: this work itself fails (a statement that always times
+                    # out, a collision that keeps recurring). Bounded.
+                    tries += 1
+                    if tries >= self.transient_retries:
+                        raise RetriesExhausted(tries, exc) from exc
+                    log.warning(
+                        "transient database error; retrying",
+                        size=len(deliveries),
+                        tries=tries,
+                        error=repr(exc),
+                    )
+                else:
+                    await self._pause()
+                    log.warning(
+                        "database unavailable; holding messages",
+                        size=len(deliveries),
+                        retry_in=backoff,
+                        error=repr(exc),
+                    )
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, self.retry_max_seconds)
 
     async def _ack(self, deliveries: Sequence[Delivery], fresh: set[Any]) -> None:
         """One ack per channel for the whole batch: its highest delivery tag, ``multiple``.
@@ -239,11 +461,16 @@ class Consumer:
             kept = last.get(id(message.channel))
             if kept is None or (message.delivery_tag or 0) > (kept.delivery_tag or 0):
                 last[id(message.channel)] = message
+        self._forget([delivery.message for delivery in deliveries])
         for message in last.values():
             await _settle(message.ack(multiple=True))
 
     async def _fail(self, delivery: Delivery, exc: Exception) -> None:
         event = delivery.event
+        self._forget([delivery.message])
+        if isinstance(exc, RetriesExhausted):
+            await self._dead_letter(delivery, "transient_retries", exc)
+            return
         if isinstance(exc, PermanentFailure):
             log.error(
                 "message can never succeed; sent to DLQ",
@@ -262,6 +489,43 @@ class Consumer:
         )
         CONSUMED.labels(type=event.type, outcome="failed").inc()
         await _settle(delivery.message.nack(requeue=True))
+
+    async def _dead_letter(self, delivery: Delivery, reason: str, exc: Exception) -> None:
+        """To the DLQ with the reason: a confirmed copy with the reason in its headers, then
+        the original's ack; without a copy, a plain reject (the broker dead-letters it)."""
+        event = delivery.event
+        log.error(
+            "message sent to DLQ",
+            event_id=str(event.id),
+            type=event.type,
+            reason=reason,
+            error=str(exc),
+        )
+        CONSUMED.labels(type=event.type, outcome="rejected").inc()
+        headers = {"x-kefu-dead-letter-reason": reason, "x-kefu-error": str(exc)[:1000]}
+        try:
+            await self._publish_copy(
+                delivery.message,
+                DEAD_LETTER_EXCHANGE,
+                service_queue_name(self.service),
+                headers,
+            )
+        except Exception as publish_error:
+            log.warning("DLQ copy failed; rejecting instead", error=repr(publish_error))
+            await _settle(delivery.message.reject(requeue=False))
+        else:
+            await _settle(delivery.message.ack())
+
+
+def _key(message: AbstractIncomingMessage) -> int:
+    return id(message)  # the dict holds the message, so its id stays unique meanwhile
+
+
+def _channel_closed(message: AbstractIncomingMessage) -> bool:
+    try:
+        return bool(message.channel.is_closed)
+    except Exception:
+        return True
 
 
 async def _settle(action: Awaitable[None]) -> None:

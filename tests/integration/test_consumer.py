@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from deploy import dlq as dlq_tool
 from services.improvement.adapters.tables import followups, outbox
@@ -214,3 +215,132 @@ async def test_dead_letters_are_visible_and_can_be_replayed(
     assert moved == 2
     assert await queue_depth(amqp, dlq) == 0
     assert await queue_depth(amqp, "kefu.dlqcheck") == 2
+
+
+async def _consumer_count(amqp: AbstractRobustConnection, name: str) -> int:
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    count = queue.declaration_result.consumer_count or 0
+    await channel.close()
+    return count
+
+
+async def test_a_long_outage_pauses_the_consumer_and_releases_what_it_held_unburned(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    """Past ``hold_seconds`` the held messages go back to the queue as fresh copies: with a
+    delivery limit of 0, any message handed back by nack, reject or a closed channel (each
+    counts on RabbitMQ 3.10's quorum queues) would be dead-lettered at once."""
+    good = await open_database(private_stack, improvement)
+    down = Database(
+        create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", timeout=1),
+        Outbox(improvement.outbox, source="/kefu/improvement"),
+    )
+    consumer = Consumer(
+        service="holdcheck",
+        db=down,
+        inbox=improvement.inbox,
+        subscriptions=improvement_subscriptions,
+        prefetch=10,
+        batch_size=2,
+        delivery_limit=0,
+        retry_max_seconds=0.5,
+        hold_seconds=2,
+    )
+    await consumer.start(amqp)
+    issue_ids = [uuid.uuid4() for _ in range(3)]
+    for issue_id in issue_ids:
+        await publish(amqp, private_stack, new_event("/kefu/feedback", li_si_verdict(issue_id)))
+
+    await wait_until(lambda: consumer.paused, what="the consumer paused")
+
+    async def no_consumer() -> bool:
+        return await _consumer_count(amqp, "kefu.holdcheck") == 0
+
+    await wait_until(no_consumer, what="basic.cancel seen by the broker")
+
+    async def released() -> bool:
+        return await queue_depth(amqp, "kefu.holdcheck") == len(issue_ids)
+
+    await wait_until(released, timeout=20, what="held messages back in the queue")
+    assert await queue_depth(amqp, dead_letter_queue_name("holdcheck")) == 0
+
+    consumer.db = good  # the database comes back
+
+    async def all_followed_up() -> bool:
+        async with good.unit_of_work() as uow:
+            count = await uow.session.scalar(
+                select(func.count())
+                .select_from(followups)
+                .where(followups.c.issue_id.in_(issue_ids))
+            )
+        return count == len(issue_ids)
+
+    await wait_until(all_followed_up, timeout=30, what="processing after the outage")
+
+    async def consuming_again() -> bool:
+        return await _consumer_count(amqp, "kefu.holdcheck") == 1
+
+    await wait_until(consuming_again, what="basic.consume again")
+    assert not consumer.paused
+    assert await queue_depth(amqp, dead_letter_queue_name("holdcheck")) == 0
+    await consumer.stop()
+    await down.dispose()
+    await good.dispose()
+
+
+async def test_a_statement_that_always_times_out_ends_in_the_dlq_with_the_reason(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    """Not an outage (the database answers other queries): a bounded number of tries, then
+    the DLQ, with the reason in the message's headers and in `kefu dlq show`."""
+    engine = create_async_engine(
+        private_stack.service_database_url("improvement"),
+        connect_args={"command_timeout": 0.3},  # every statement of this engine times out
+    )
+    db = Database(engine, Outbox(improvement.outbox, source="/kefu/improvement"))
+    tries: list[int] = []
+
+    async def slow(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
+        tries.append(len(items))
+        await uow.session.execute(text("SELECT pg_sleep(2)"))
+
+    consumer = Consumer(
+        service="slowcheck",
+        db=db,
+        inbox=improvement.inbox,
+        subscriptions=[subscribe(IssueReceived, slow)],
+        prefetch=1,
+        batch_size=1,
+        delivery_limit=3,
+        retry_max_seconds=0.2,
+        transient_retries=3,
+    )
+    await consumer.start(amqp)
+    event = new_event(
+        "/kefu/intake",
+        IssueReceived(
+            issue_id=uuid.uuid4(),
+            channel="chat",
+            external_id="slow-1",
+            customer=CustomerRef(customer_id=uuid.uuid4()),
+            text="x",
+            received_at=datetime.now(UTC),
+        ),
+    )
+    await publish(amqp, private_stack, event)
+    dlq = dead_letter_queue_name("slowcheck")
+
+    async def dead_lettered() -> bool:
+        return await queue_depth(amqp, dlq) == 1
+
+    await wait_until(dead_lettered, timeout=30, what="the message in the DLQ")
+    assert tries == [1, 1, 1]  # three tries in one delivery: no redelivery was burned
+    assert not consumer.paused  # the database answered: not an outage
+    assert await queue_depth(amqp, "kefu.slowcheck") == 0
+    seen = await asyncio.to_thread(dlq_tool.peek, private_stack.amqp_url, "slowcheck")
+    assert [item["message_id"] for item in seen] == [str(event.id)]
+    assert seen[0]["reason"] == "transient_retries"
+    assert "TimeoutError" in seen[0]["error"]
+    await consumer.stop()
+    await db.dispose()
