@@ -99,30 +99,34 @@ class ApiKeyAuth:
         return principal
 
 
+async def authorize(auth: ApiKeyAuth, header: str, scope: str) -> Principal:
+    """The principal of an ``Authorization`` header holding ``scope``; a 401/403 Problem if not."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401,
+            "Unauthorized",
+            "send Authorization: Bearer <api key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await auth.authenticate(token.strip())
+    if principal is None:
+        raise Problem(
+            401,
+            "Unauthorized",
+            "the API key is unknown or revoked",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if scope not in principal.scopes:
+        raise Problem(403, "Forbidden", f"the API key lacks the scope {scope!r}")
+    return principal
+
+
 def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """FastAPI dependency: the caller must hold ``scope``."""
 
     async def dependency(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Problem(
-                401,
-                "Unauthorized",
-                "send Authorization: Bearer <api key>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
         auth: ApiKeyAuth = request.app.state.auth
-        principal = await auth.authenticate(token.strip())
-        if principal is None:
-            raise Problem(
-                401,
-                "Unauthorized",
-                "the API key is unknown or revoked",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if scope not in principal.scopes:
-            raise Problem(403, "Forbidden", f"the API key lacks the scope {scope!r}")
-        return principal
+        return await authorize(auth, request.headers.get("authorization", ""), scope)
 
     return dependency

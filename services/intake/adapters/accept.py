@@ -40,7 +40,8 @@ _WAKE_UP_INTERVAL = 0.01
 class NewIssue:
     """One validated, normalised issue and its ``issue.received`` event.
 
-    The event is complete but for ``data.customer``, which only the statement knows.
+    The event is complete but for ``data.customer``, which only the statement knows; its
+    times and ids are written as pydantic writes them in JSON mode.
     """
 
     id: uuid.UUID
@@ -76,10 +77,22 @@ class NewIssue:
             "event": self.event,
         }
         try:
-            return orjson.dumps(row)
+            # Times as pydantic writes them in JSON mode (UTC as "Z"): the event is published
+            # as it is written here.
+            return orjson.dumps(row, option=orjson.OPT_UTC_Z)
         except orjson.JSONEncodeError:
             # Integers beyond 64 bits, which jsonb holds; text that is not UTF-8 still fails.
-            return json.dumps(row, default=str, ensure_ascii=False).encode()
+            return json.dumps(row, default=_json_default, ensure_ascii=False).encode()
+
+
+def _json_default(value: object) -> str:
+    """What orjson writes for the values json cannot: times (UTC as "Z") and UUIDs."""
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 @dataclass(frozen=True)
