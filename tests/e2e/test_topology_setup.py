@@ -1,0 +1,92 @@
+"""Set-up owns the topology (deploy/broker.py, `kefu setup`): an issue posted before
+need_analyzer ever ran waits in need_analyzer's queue, and is analysed at its first start."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+
+from deploy import broker
+from deploy.launcher import ServiceProcesses
+from shared.messaging.topology import CONSUMES, service_queue_name
+from shared.settings import Settings
+from tests.support import (
+    BOOTSTRAP_KEY,
+    event_tap,
+    free_port,
+    isolated_stack,
+    queue_depth,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Settings]:
+    """A vhost no consumer has ever declared anything in."""
+    with isolated_stack() as settings:
+        yield settings
+
+
+def _group(stack: Settings, service: str, log_dir: Path) -> ServiceProcesses:
+    return ServiceProcesses(
+        stack,
+        env={
+            "KEFU_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
+            "KEFU_LOG_JSON": "false",
+            # As set-up declared the queues: a consumer re-declares them with the same arguments.
+            "KEFU_DELIVERY_LIMIT": str(stack.delivery_limit),
+        },
+        ports={service: free_port()},
+        services=(service,),
+        log_dir=log_dir,
+    )
+
+
+async def test_an_issue_posted_before_the_analyzer_first_starts_is_analysed(
+    stack: Settings, tmp_path: Path
+) -> None:
+    declared = await broker.declare(stack)  # what `kefu setup` does after the migrations
+    assert declared == [service_queue_name(s) for s, types in CONSUMES.items() if types]
+
+    intake = _group(stack, "intake", tmp_path)
+    intake.start("intake")
+    analyzer = _group(stack, "need_analyzer", tmp_path)
+    amqp = await aio_pika.connect_robust(stack.amqp_url)
+    try:
+        await asyncio.to_thread(intake.wait_ready, 60)
+        async with httpx.AsyncClient(base_url=intake.url("intake"), headers=AUTH) as client:
+            answer = await client.post(
+                "/v1/issues",
+                json={
+                    "channel": "email",
+                    "external_id": "before-the-analyzer",
+                    "customer": {"name": "张三", "email": "zhangsan@example.com"},
+                    "text": "需要更快的响应速度",
+                },
+            )
+        assert answer.status_code == 202, answer.text
+        issue_id = answer.json()["issue_id"]
+
+        async def waiting_in_its_queue() -> bool:
+            return await queue_depth(amqp, service_queue_name("need_analyzer")) == 1
+
+        await wait_until(waiting_in_its_queue, what="issue.received in kefu.need_analyzer")
+
+        async with event_tap(stack, binding="issue.analyzed") as tap:
+            analyzer.start("need_analyzer")  # its first start ever
+            analyzed = await tap.wait_for(
+                "kefu.issue.analyzed", lambda d: d["issue_id"] == issue_id, timeout=60
+            )
+        assert analyzed["data"]["analysis"]["intent"] == "response_speed"
+    finally:
+        await amqp.close()
+        analyzer.stop_all()
+        intake.stop_all()
