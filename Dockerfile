@@ -1,6 +1,6 @@
 # One image for every Kefu service; the command picks the service:
 #   python -m services.intake | services.need_analyzer | services.feedback | services.improvement
-#   kefu setup   (database roles, schemas and migrations; run once per release)
+#   kefu setup   (database roles, schemas, migrations and the broker topology; once per release)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
