@@ -281,3 +281,23 @@ async def _answers(client: httpx.AsyncClient) -> bool:
         return (await client.get("/healthz")).status_code == 200
     except httpx.TransportError:
         return False
+
+
+async def test_the_lean_issue_route_keeps_the_documented_contract(
+    client: httpx.AsyncClient,
+) -> None:
+    """POST /v1/issues is served by a plain ASGI endpoint (SubmitIssueRoute); the FastAPI
+    route behind it documents it. The two must not drift apart."""
+    spec = (await client.get("/openapi.json")).json()
+    documented = spec["paths"]["/v1/issues"]["post"]
+    assert {"200", "202", "401", "403", "409", "413", "422", "503"} <= set(documented["responses"])
+    accepted = await client.post("/v1/issues", json=issue())
+    assert accepted.status_code == 202
+    assert accepted.headers["content-type"] == "application/json"
+    assert set(accepted.json()) == {"issue_id", "status", "duplicate"}
+    refused = await client.post("/v1/issues", json=issue(channel="fax"))
+    assert_problem(refused, 422, "channel")
+    assert refused.json()["instance"] == "/v1/issues"
+    metrics = (await client.get("/metrics")).text
+    assert 'handler="/v1/issues",method="POST",status="2xx"' in metrics
+    assert 'handler="/v1/issues",method="POST",status="4xx"' in metrics
