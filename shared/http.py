@@ -82,12 +82,13 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = Problem(
-            413, "Payload too large", f"the request body exceeds {self.max_bytes} bytes"
-        )
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+                break
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(too_large)(scope, receive, send)
+            await problem_response(self._too_large())(scope, receive, send)
             return
         received = 0
 
@@ -98,10 +99,13 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # FastAPI turns other errors raised while reading the body into a 400.
-                    raise HTTPException(413, too_large.detail)
+                    raise HTTPException(413, self._too_large().detail)
             return message
 
         await self.app(scope, limited_receive, send)
+
+    def _too_large(self) -> Problem:
+        return Problem(413, "Payload too large", f"the request body exceeds {self.max_bytes} bytes")
 
 
 # Dependencies are coroutines: FastAPI runs a plain function in a worker thread, which costs

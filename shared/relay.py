@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
 from prometheus_client import Counter
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, Text, cast, func, select, update
 
 from shared.db import Database, asyncpg_dsn, is_transient_db_error
 from shared.logging import get_logger
@@ -28,6 +27,7 @@ RETRY_MAX_SECONDS = 5.0
 
 
 class EventPublisher(Protocol):
+    # ``payload``: the envelope's ``id``, ``type`` and ``source``; ``body``: the whole event.
     async def publish(self, payload: dict[str, Any], body: bytes) -> None: ...
 
 
@@ -83,9 +83,18 @@ class OutboxRelay:
     async def relay_batch(self) -> int:
         """Publish one batch of pending rows; return how many were confirmed."""
         async with self.db.unit_of_work() as uow:
+            payload = self.table.c.payload
             rows = (
                 await uow.session.execute(
-                    select(self.table.c.id, self.table.c.payload)
+                    # The stored JSON is published as it is (no decoding and encoding again);
+                    # the publisher reads the envelope's id, type and source.
+                    select(
+                        self.table.c.id,
+                        payload["id"].astext.label("event_id"),
+                        payload["type"].astext.label("type"),
+                        payload["source"].astext.label("source"),
+                        cast(payload, Text).label("body"),
+                    )
                     .where(self.table.c.published_at.is_(None))
                     # Rows that keep failing sink behind fresh ones instead of blocking them.
                     .order_by(self.table.c.attempts, self.table.c.created_at)
@@ -96,7 +105,13 @@ class OutboxRelay:
             if not rows:
                 return 0
             results = await asyncio.gather(
-                *(self.publisher.publish(row.payload, _encode(row.payload)) for row in rows),
+                *(
+                    self.publisher.publish(
+                        {"id": row.event_id, "type": row.type, "source": row.source},
+                        row.body.encode(),
+                    )
+                    for row in rows
+                ),
                 return_exceptions=True,
             )
             sent = [row.id for row, result in zip(rows, results, strict=True) if result is None]
@@ -153,7 +168,3 @@ class OutboxRelay:
                 if not conn.is_closed():
                     await conn.close()
             await asyncio.sleep(1)
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
