@@ -453,6 +453,7 @@ class Consumer:
         Batches are taken in delivery order, one at a time, and every message before them was
         settled, so the tags up to that one are exactly this batch's (after a reconnect a batch
         may hold messages of two channels)."""
+        self._forget([delivery.message for delivery in deliveries])
         last: dict[int, AbstractIncomingMessage] = {}
         for delivery in deliveries:
             outcome = "processed" if delivery.event.id in fresh else "duplicate"
@@ -461,7 +462,6 @@ class Consumer:
             kept = last.get(id(message.channel))
             if kept is None or (message.delivery_tag or 0) > (kept.delivery_tag or 0):
                 last[id(message.channel)] = message
-        self._forget([delivery.message for delivery in deliveries])
         for message in last.values():
             await _settle(message.ack(multiple=True))
 

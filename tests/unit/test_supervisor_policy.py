@@ -113,3 +113,28 @@ def test_supervisor_restarts_the_one_that_died_and_leaves_the_others() -> None:
 def test_exit_codes_are_described() -> None:
     assert describe_exit(1) == "code 1"
     assert describe_exit(-15) == "code -15 (killed by SIGTERM)"
+
+
+def test_each_replica_is_supervised_on_its_own() -> None:
+    now = [0.0]
+    said: list[str] = []
+    group = FakeGroup({"improvement": FakeProcess(1), "improvement#2": FakeProcess(2)})
+    supervisor = Supervisor(
+        group,  # type: ignore[arg-type]
+        lambda: RestartPolicy(backoff=1, crash_limit=2, window=60),
+        said.append,
+        clock=lambda: now[0],
+    )
+    supervisor.started_all()
+    group.procs["improvement#2"].code = -9
+    now[0] = 5
+    supervisor.tick()
+    now[0] = 6
+    supervisor.tick()
+    assert group.started == ["improvement#2"]
+    assert group.procs["improvement"].pid == 1
+    # The first replica's own first exit is not the second's second one: no crash loop.
+    group.procs["improvement"].code = 1
+    now[0] = 7
+    supervisor.tick()
+    assert said[-1] == "improvement exited with code 1; restarting in 1.0s"
