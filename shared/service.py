@@ -99,7 +99,7 @@ class Broker:
                 log.warning("broker set-up failed", error=repr(exc), retry_in=delay)
                 await self._close_connection()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 5.0)  # capped: connected within seconds of its return
 
     async def _connect(self) -> None:
         self.connection = await aio_pika.connect_robust(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from deploy import dlq as dlq_tool
@@ -217,12 +220,19 @@ async def test_dead_letters_are_visible_and_can_be_replayed(
     assert await queue_depth(amqp, "kefu.dlqcheck") == 2
 
 
-async def _consumer_count(amqp: AbstractRobustConnection, name: str) -> int:
-    channel = await amqp.channel()
-    queue = await channel.declare_queue(name, passive=True)
-    count = queue.declaration_result.consumer_count or 0
-    await channel.close()
-    return count
+async def _consumer_count(settings: Settings, queue: str) -> int:
+    """Consumers registered on the queue now. (The queue's own count keeps a cancelled
+    consumer of a quorum queue while it still holds unacked messages.)"""
+    vhost = settings.amqp_url.rsplit("/", 1)[1]
+    listing = await asyncio.to_thread(
+        subprocess.run,
+        ["rabbitmqctl", "-q", "list_consumers", "-p", vhost, "queue_name"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return sum(1 for line in listing.stdout.splitlines() if line.strip() == queue)
 
 
 async def test_a_long_outage_pauses_the_consumer_and_releases_what_it_held_unburned(
@@ -255,7 +265,7 @@ async def test_a_long_outage_pauses_the_consumer_and_releases_what_it_held_unbur
     await wait_until(lambda: consumer.paused, what="the consumer paused")
 
     async def no_consumer() -> bool:
-        return await _consumer_count(amqp, "kefu.holdcheck") == 0
+        return await _consumer_count(private_stack, "kefu.holdcheck") == 0
 
     await wait_until(no_consumer, what="basic.cancel seen by the broker")
 
@@ -279,7 +289,7 @@ async def test_a_long_outage_pauses_the_consumer_and_releases_what_it_held_unbur
     await wait_until(all_followed_up, timeout=30, what="processing after the outage")
 
     async def consuming_again() -> bool:
-        return await _consumer_count(amqp, "kefu.holdcheck") == 1
+        return await _consumer_count(private_stack, "kefu.holdcheck") == 1
 
     await wait_until(consuming_again, what="basic.consume again")
     assert not consumer.paused
@@ -343,4 +353,119 @@ async def test_a_statement_that_always_times_out_ends_in_the_dlq_with_the_reason
     assert seen[0]["reason"] == "transient_retries"
     assert "TimeoutError" in seen[0]["error"]
     await consumer.stop()
+    await db.dispose()
+
+
+class CuttableProxy:
+    """A TCP proxy in front of PostgreSQL: ``cut()`` drops every connection and refuses new
+    ones (a database that went away for this consumer only), ``restore()`` lets them in."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.target_port = target_port
+        self.down = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def cut(self) -> None:
+        self.down = True
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    def restore(self) -> None:
+        self.down = False
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_connections_dropped_mid_stream_pause_the_consumer_until_the_database_returns(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    """A real outage for the consumer's connections: paused (no consumer on the queue), nothing
+    handed back (delivery limit 0: any return would dead-letter), resumed within seconds."""
+    proxy = CuttableProxy()
+    await proxy.start()
+    url = make_url(private_stack.service_database_url("improvement")).set(port=proxy.port)
+    db = Database(
+        create_engine(url.render_as_string(hide_password=False), timeout=1),
+        Outbox(improvement.outbox, source="/kefu/improvement"),
+    )
+    consumer = Consumer(
+        service="cutcheck",
+        db=db,
+        inbox=improvement.inbox,
+        subscriptions=improvement_subscriptions,
+        prefetch=10,
+        batch_size=5,
+        delivery_limit=0,
+        retry_max_seconds=0.5,
+    )
+    await consumer.start(amqp)
+
+    async def followed_up(issue_ids: list[uuid.UUID]) -> bool:
+        try:
+            async with db.unit_of_work() as uow:
+                count = await uow.session.scalar(
+                    select(func.count())
+                    .select_from(followups)
+                    .where(followups.c.issue_id.in_(issue_ids))
+                )
+        except Exception:
+            return False
+        return count == len(issue_ids)
+
+    before = [uuid.uuid4() for _ in range(5)]
+    for issue_id in before:
+        await publish(amqp, private_stack, new_event("/kefu/feedback", li_si_verdict(issue_id)))
+    await wait_until(lambda: followed_up(before), what="processing before the outage")
+
+    proxy.cut()
+    during = [uuid.uuid4() for _ in range(5)]
+    for issue_id in during:
+        await publish(amqp, private_stack, new_event("/kefu/feedback", li_si_verdict(issue_id)))
+    await wait_until(lambda: consumer.paused, what="the consumer paused")
+
+    async def no_consumer() -> bool:
+        return await _consumer_count(private_stack, "kefu.cutcheck") == 0
+
+    await wait_until(no_consumer, what="basic.cancel seen by the broker")
+    await asyncio.sleep(2)  # the outage goes on: still nothing dead-lettered
+    assert await queue_depth(amqp, dead_letter_queue_name("cutcheck")) == 0
+
+    proxy.restore()
+    back = time.monotonic()
+    await wait_until(lambda: followed_up(during), timeout=30, what="processing after the outage")
+    assert time.monotonic() - back < 10
+    await wait_until(lambda: not consumer.paused, what="the consumer resumed")
+    assert await _consumer_count(private_stack, "kefu.cutcheck") == 1
+    assert await queue_depth(amqp, dead_letter_queue_name("cutcheck")) == 0
+    await consumer.stop()
+    await proxy.close()
     await db.dispose()
