@@ -8,8 +8,9 @@
   dead-lettered at once when its handler says it can never succeed (``PermanentFailure``).
 - An undecodable message is rejected straight to the DLQ (no retry can fix it).
 - A database outage holds the batch (unacked, retried with a capped back-off) and pauses the
-  consumer (basic.cancel), so no more messages arrive and no delivery attempt is burned. The
-  consumer resumes (basic.consume) as soon as the database answers again.
+  consumer (basic.cancel), so no more messages arrive and no delivery attempt is burned; any
+  error while the database does not answer a ping counts as the outage's, whatever the driver
+  calls it. The consumer resumes (basic.consume) as soon as the database answers again.
 - Every way of handing an unacked message back to a RabbitMQ 3.10 quorum queue counts as a
   delivery attempt: nack or reject with requeue, and also closing the channel or the
   connection (checked on this broker: x-delivery-count goes up on each). So a held message is
@@ -416,15 +417,23 @@ class Consumer:
                         await self.subscriptions[event_type].handle(items, uow)
                 return handled
             except Exception as exc:
-                if not is_transient_db_error(exc):
+                if isinstance(exc, PermanentFailure):
                     raise
+                transient = is_transient_db_error(exc)
+                busy = transient and _is_pool_timeout(exc)
+                answers = busy or await self._database_answers()
+                if answers and not transient:
+                    raise  # the handler's own failure: nacked, or split into single messages
+                # Any error while the database does not answer is the outage's, whatever the
+                # driver calls it (no delivery attempt is burned on "the database system is
+                # starting up" or a connection dropped mid-statement).
                 if self._held_too_long():
                     await self._pause()
                     await self._release()
                     raise _Released from exc
-                if _is_pool_timeout(exc):
+                if busy:
                     log.warning("database pool busy; retrying", size=len(deliveries))
-                elif await self._database_answers():
+                elif answers:
                     # Not an outage: this work itself fails (a statement that always times
                     # out, a collision that keeps recurring). Bounded.
                     tries += 1

@@ -469,3 +469,63 @@ async def test_connections_dropped_mid_stream_pause_the_consumer_until_the_datab
     await consumer.stop()
     await proxy.close()
     await db.dispose()
+
+
+class UnnamedOutage:
+    """A database that fails with an error no classifier knows, and does not answer a ping."""
+
+    def __init__(self, real: Database) -> None:
+        self.real = real
+        self.down = True
+
+    def unit_of_work(self):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise RuntimeError("the driver says something nobody has seen before")
+        return self.real.unit_of_work()
+
+    async def ping(self) -> None:
+        if self.down:
+            raise RuntimeError("no answer")
+        await self.real.ping()
+
+
+async def test_any_error_while_the_database_does_not_answer_is_an_outage(
+    private_stack: Settings, amqp: AbstractRobustConnection
+) -> None:
+    """Not a handler failure: held and paused, not nacked (delivery limit 0)."""
+    good = await open_database(private_stack, improvement)
+    flaky = UnnamedOutage(good)
+    consumer = Consumer(
+        service="unnamedcheck",
+        db=flaky,  # type: ignore[arg-type]
+        inbox=improvement.inbox,
+        subscriptions=improvement_subscriptions,
+        prefetch=1,
+        batch_size=1,
+        delivery_limit=0,
+        retry_max_seconds=0.5,
+    )
+    await consumer.start(amqp)
+    issue_id = uuid.uuid4()
+    await publish(amqp, private_stack, new_event("/kefu/feedback", li_si_verdict(issue_id)))
+    await wait_until(lambda: consumer.paused, what="the consumer paused")
+    await asyncio.sleep(1.5)
+    assert await queue_depth(amqp, dead_letter_queue_name("unnamedcheck")) == 0
+
+    flaky.down = False
+
+    async def followed_up() -> bool:
+        async with good.unit_of_work() as uow:
+            return bool(
+                await uow.session.scalar(
+                    select(func.count())
+                    .select_from(followups)
+                    .where(followups.c.issue_id == issue_id)
+                )
+            )
+
+    await wait_until(followed_up, timeout=20, what="processing after the outage")
+    await wait_until(lambda: not consumer.paused, what="the consumer resumed")
+    assert await queue_depth(amqp, dead_letter_queue_name("unnamedcheck")) == 0
+    await consumer.stop()
+    await good.dispose()
