@@ -4,6 +4,7 @@ need_analyzer ever ran waits in need_analyzer's queue, and is analysed at its fi
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +12,15 @@ import aio_pika
 import httpx
 import pytest
 
-from deploy import broker
+from deploy import broker, cli
 from deploy.launcher import ServiceProcesses
-from shared.messaging.topology import CONSUMES, service_queue_name
-from shared.settings import Settings
+from shared.messaging.topology import (
+    CONSUMES,
+    binding_keys,
+    dead_letter_queue_name,
+    service_queue_name,
+)
+from shared.settings import Settings, get_settings
 from tests.support import (
     BOOTSTRAP_KEY,
     event_tap,
@@ -24,7 +30,7 @@ from tests.support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
 
 
@@ -50,6 +56,7 @@ def _group(stack: Settings, service: str, log_dir: Path) -> ServiceProcesses:
     )
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_an_issue_posted_before_the_analyzer_first_starts_is_analysed(
     stack: Settings, tmp_path: Path
 ) -> None:
@@ -90,3 +97,44 @@ async def test_an_issue_posted_before_the_analyzer_first_starts_is_analysed(
         await amqp.close()
         analyzer.stop_all()
         intake.stop_all()
+
+
+def test_kefu_setup_declares_every_queue_with_its_bindings(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KEFU_ADMIN_DATABASE_URL", stack.admin_database_url)
+    monkeypatch.setenv("KEFU_AMQP_URL", stack.amqp_url)
+    monkeypatch.setenv("KEFU_DELIVERY_LIMIT", str(stack.delivery_limit))
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["setup"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert "broker ready: kefu.need_analyzer, kefu.feedback, kefu.improvement" in (
+        capsys.readouterr().out
+    )
+    vhost = stack.amqp_url.rsplit("/", 1)[1]
+    listing = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_bindings",
+            "-p",
+            vhost,
+            "source_name",
+            "destination_name",
+            "routing_key",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    bindings = {tuple(line.split("\t")) for line in listing.splitlines() if line}
+    for service, event_types in CONSUMES.items():
+        for key in binding_keys(event_types):
+            assert ("kefu.events", service_queue_name(service), key) in bindings
+        if event_types:
+            queue = service_queue_name(service)
+            assert ("kefu.dlx", dead_letter_queue_name(service), queue) in bindings
+    assert ("kefu.events", "kefu.events.archive", "#") in bindings
