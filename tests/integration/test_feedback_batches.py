@@ -37,17 +37,29 @@ T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 LI_SI = CustomerRef(customer_id=uuid.uuid4(), name="李四")
 
 
+class Channel:
+    """Deliveries numbered in order, as a broker's channel numbers them."""
+
+    def __init__(self) -> None:
+        self.delivered: list[Message] = []
+
+
 class Message:
     """Just what the consumer reads of a delivery, and records how it was settled."""
 
-    def __init__(self, data: EventData) -> None:
+    def __init__(self, data: EventData, channel: Channel) -> None:
         self.body = new_event("/kefu/test", data).model_dump_json().encode()
         self.message_id = None
         self.type = data.TYPE
         self.settled: str | None = None
+        self.channel = channel
+        channel.delivered.append(self)
+        self.delivery_tag = len(channel.delivered)
 
-    async def ack(self) -> None:
-        self.settled = "ack"
+    async def ack(self, multiple: bool = False) -> None:
+        for message in self.channel.delivered if multiple else [self]:
+            if message.delivery_tag <= self.delivery_tag and message.settled is None:
+                message.settled = "ack"
 
     async def nack(self, requeue: bool = True) -> None:
         self.settled = f"nack requeue={requeue}"
@@ -159,7 +171,8 @@ async def test_a_batch_gives_the_verdicts_and_events_of_one_by_one(
     )
 
     async def handle(events: Sequence[EventData]) -> list[Message]:
-        messages = [Message(data) for data in events]
+        channel = Channel()
+        messages = [Message(data, channel) for data in events]
         await consumer.handle_batch(cast(list[AbstractIncomingMessage], messages))
         return messages
 
@@ -226,7 +239,8 @@ async def test_repeats_of_one_issue_in_a_batch_are_folded(private_stack: Setting
             submitted_at=T0,
         ),
     ]
-    messages = [Message(data) for data in events]
+    channel = Channel()
+    messages = [Message(data, channel) for data in events]
     await consumer.handle_batch(cast(list[AbstractIncomingMessage], messages))
     assert {m.settled for m in messages} == {"ack"}
     published, verdict = await outcome(db, issue_id)
