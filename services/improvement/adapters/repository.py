@@ -58,16 +58,19 @@ async def lock_issues(session: AsyncSession, issue_ids: Iterable[uuid.UUID]) -> 
     await lock_for_transaction(session, *(f"issue:{issue_id}" for issue_id in issue_ids))
 
 
+_ISSUES_AND_FOLLOWUPS = (
+    select(issues, *(c.label(f"followup_{c.name}") for c in followups.c))
+    .select_from(issues.outerjoin(followups, followups.c.issue_id == issues.c.issue_id))
+    .where(issues.c.issue_id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+)
+
+
 async def issues_and_followups(
     session: AsyncSession, issue_ids: Collection[uuid.UUID]
 ) -> tuple[dict[uuid.UUID, Issue], dict[uuid.UUID, Followup]]:
     """The issues and their follow-ups, in one statement (a follow-up's issue row is always
     written first, so the join finds every follow-up of these issues)."""
-    rows = await session.execute(
-        select(issues, *(c.label(f"followup_{c.name}") for c in followups.c))
-        .select_from(issues.outerjoin(followups, followups.c.issue_id == issues.c.issue_id))
-        .where(issues.c.issue_id == any_(bindparam("ids", list(issue_ids), type_=ARRAY(Uuid))))
-    )
+    rows = await session.execute(_ISSUES_AND_FOLLOWUPS, {"ids": list(issue_ids)})
     found: dict[uuid.UUID, Issue] = {}
     their: dict[uuid.UUID, Followup] = {}
     for row in rows:
@@ -80,38 +83,59 @@ async def issues_and_followups(
     return found, their
 
 
-async def save(
-    session: AsyncSession,
-    *,
-    changed_issues: Collection[Issue],
-    opened: Collection[Followup],
-    changed_followups: Collection[Followup],
-    themes: Collection[Theme],
-) -> None:
-    """A batch's writes in one statement, whatever their number: the issues (upserted), the
-    follow-ups opened and changed, and the themes it changed: appended to ``theme_changes``
-    (no conflicts, so no message waits for the theme worker).
+def _relation(table: Table, name: str, names: Sequence[str]) -> TableValuedAlias:
+    """Rows given as one array per column (``_arrays``), as a relation: ``unnest``."""
+    arrays = [
+        bindparam(f"{name}_{column}", type_=ARRAY(_carried(table.c[column].type)))
+        for column in names
+    ]
+    return func.unnest(*arrays).table_valued(*names).render_derived(name=name)
 
-    The caller holds the issues' locks and folded every event into the rows it read (older
-    analyses and verdicts already set aside), so each row written is final. Each set of rows
-    travels as one array per column, so the statement's text and plan never change."""
-    issue_rows = _relation(issues, "issue_rows", _ISSUE_FIELDS, changed_issues, "issue_id")
+
+def _carried(type_: Any) -> Any:
+    return Text() if isinstance(type_, JSONB) else type_  # JSON travels as text
+
+
+def _arrays(
+    table: Table, name: str, names: Sequence[str], records: Collection[Any], key: str
+) -> dict[str, list[Any]]:
+    """The values of ``_relation(table, name, names)`` for ``records`` (dataclasses)."""
+    rows = sorted((vars(record) for record in records), key=lambda row: row[key])
+    params = {}
+    for column in names:
+        items = [row[column] for row in rows]
+        if isinstance(table.c[column].type, JSONB):
+            items = [None if item is None else json.dumps(item) for item in items]
+        params[f"{name}_{column}"] = items
+    return params
+
+
+def _select_all(table: Table, rows: TableValuedAlias) -> Select[Any]:
+    return select(
+        *(
+            cast(rows.c[c.name], JSONB) if isinstance(c.type, JSONB) else rows.c[c.name]
+            for c in table.c
+        )
+    )
+
+
+def _save_statement() -> Select[Any]:
+    issue_rows = _relation(issues, "issue_rows", _ISSUE_FIELDS)
     upsert_issues = insert(issues).from_select(_ISSUE_FIELDS, _select_all(issues, issue_rows))
     upsert_issues = upsert_issues.on_conflict_do_update(
         index_elements=[issues.c.issue_id],
         set_={name: upsert_issues.excluded[name] for name in _ISSUE_FIELDS[1:]},
     )
-    new_rows = _relation(followups, "new_followups", _FOLLOWUP_FIELDS, opened, "id")
-    changed = _relation(followups, "changed_followups", _FOLLOWUP_FIELDS, changed_followups, "id")
+    new_rows = _relation(followups, "new_followups", _FOLLOWUP_FIELDS)
+    changed = _relation(followups, "changed_followups", _FOLLOWUP_FIELDS)
     theme_rows = (
         func.unnest(
-            bindparam("theme_kinds", [kind for kind, _ in sorted(themes)], type_=ARRAY(Text)),
-            bindparam("theme_keys", [key for _, key in sorted(themes)], type_=ARRAY(Text)),
+            bindparam("theme_kinds", type_=ARRAY(Text)), bindparam("theme_keys", type_=ARRAY(Text))
         )
         .table_valued("kind", "key")
         .render_derived(name="theme_rows")
     )
-    statement = (
+    return (
         select(literal(1))
         .add_cte(upsert_issues.cte("upserted_issues"))
         .add_cte(
@@ -131,31 +155,37 @@ async def save(
             .cte("marked_themes")
         )
     )
-    await session.execute(statement)
 
 
-def _relation(
-    table: Table, name: str, names: Sequence[str], records: Collection[Any], key: str
-) -> TableValuedAlias:
-    """``records`` (dataclasses) as rows: ``unnest`` of one array per column."""
-    rows = sorted((vars(record) for record in records), key=lambda row: row[key])
-    arrays = []
-    for column_name in names:
-        type_ = table.c[column_name].type
-        items = [row[column_name] for row in rows]
-        if isinstance(type_, JSONB):  # as text, cast back in _select_all
-            type_ = Text()
-            items = [None if item is None else json.dumps(item) for item in items]
-        arrays.append(bindparam(f"{name}_{column_name}", items, type_=ARRAY(type_)))
-    return func.unnest(*arrays).table_valued(*names).render_derived(name=name)
+# Built once: its cache key is computed once, and each batch only brings the values.
+_SAVE = _save_statement()
 
 
-def _select_all(table: Table, rows: TableValuedAlias) -> Select[Any]:
-    return select(
-        *(
-            cast(rows.c[c.name], JSONB) if isinstance(c.type, JSONB) else rows.c[c.name]
-            for c in table.c
-        )
+async def save(
+    session: AsyncSession,
+    *,
+    changed_issues: Collection[Issue],
+    opened: Collection[Followup],
+    changed_followups: Collection[Followup],
+    themes: Collection[Theme],
+) -> None:
+    """A batch's writes in one statement, whatever their number: the issues (upserted), the
+    follow-ups opened and changed, and the themes it changed: appended to ``theme_changes``
+    (no conflicts, so no message waits for the theme worker).
+
+    The caller holds the issues' locks and folded every event into the rows it read (older
+    analyses and verdicts already set aside), so each row written is final. Each set of rows
+    travels as one array per column, so the statement's text and plan never change."""
+    marked = sorted(themes)
+    await session.execute(
+        _SAVE,
+        {
+            **_arrays(issues, "issue_rows", _ISSUE_FIELDS, changed_issues, "issue_id"),
+            **_arrays(followups, "new_followups", _FOLLOWUP_FIELDS, opened, "id"),
+            **_arrays(followups, "changed_followups", _FOLLOWUP_FIELDS, changed_followups, "id"),
+            "theme_kinds": [kind for kind, _ in marked],
+            "theme_keys": [key for _, key in marked],
+        },
     )
 
 
