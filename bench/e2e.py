@@ -36,7 +36,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -782,6 +782,8 @@ async def measure(bench: Bench) -> tuple[list[Row], dict[str, Any]]:
 
 def main(args: argparse.Namespace, sizes: Sizes | None = None) -> dict[str, Any]:
     sizes = sizes or (QUICK if args.quick else FULL)
+    if args.paced_rate:
+        sizes = replace(sizes, paced_rate=args.paced_rate)
     started = time.monotonic()
     with isolated_stack() as settings, tempfile.TemporaryDirectory() as logs:
         bench = Bench(settings, sizes, Path(logs), use_wrk=not args.no_wrk)
@@ -843,6 +845,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--no-wrk", action="store_true", help="use the asyncio client only")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results")
+    parser.add_argument(
+        "--paced-rate", type=float, help="issues/s of the paced run d (default: 200)"
+    )
     return parser
 
 
