@@ -1,6 +1,6 @@
 """Customer matching in intake's statement: a batch matches as its items would one by one.
 
-intake.accept_issues() (migration 0004) matches a batch's customers set-wise when its items
+intake.accept_issues() (migration 0003) matches a batch's customers set-wise when its items
 cannot affect each other and goes item by item, in order, otherwise. Either way the outcome
 must be what the items give one request at a time: external id, then e-mail, then phone; what
 the match lacks is filled in; a contact another customer holds is left alone; concurrent

@@ -14,6 +14,24 @@ intake.find_or_create_customer() is the one implementation of customer matching:
 then e-mail, then phone; what the match lacks is filled in, except a contact another customer
 holds, which is left alone.
 
+The customers of a batch are matched in one statement and the missing ones created in one
+insert, whenever the items cannot affect each other's match:
+
+- no two new items share an external id, an e-mail or a phone, and no two match the same stored
+  customer: then the order of the items cannot change any match, and each item is matched as
+  if alone (external id, then e-mail, then phone);
+- an item whose match lacks something it brings (a name that differs, a contact the customer
+  has not), or whose new customer was beaten to one of its contacts by a concurrent request
+  (ON CONFLICT DO NOTHING inserted nothing), goes through intake.find_or_create_customer(),
+  which fills in, leaves a contact held by another customer alone, and retries.
+
+Otherwise (items that share contacts, e.g. the same customer writing twice in one batch) every
+new item goes through intake.find_or_create_customer() in the items' order, so that
+what one item creates or completes a later one matches.
+
+Its statements are planned once per connection (generic plans): a single issue took a third
+less time.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-30 23:30:00
@@ -108,10 +126,30 @@ $$;
 ACCEPT_ISSUES = """
 CREATE FUNCTION intake.accept_issues(items jsonb)
 RETURNS TABLE (idx int, issue_id uuid, outcome text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Plan each statement once per connection: every one of them probes indexes per item
+-- whatever the batch holds, and planning them afresh on each call (custom plans for the
+-- value of ``items``) cost a third of a single issue's time.
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
-    it record;
     c intake.customers;
+    -- The items new to the database (the first under each new key), in order, with their
+    -- contacts and the stored customer each matches on its own.
+    k_idx int[];
+    k_name text[];
+    k_email text[];
+    k_phone text[];
+    k_ext text[];
+    k_match uuid[];
+    k_match_json jsonb[];
+    k_complete boolean[];
+    k_fresh uuid[];
+    entangled boolean;
+    created uuid[];
+    -- Each new item's customer, by position in k_idx.
+    cust uuid[];
+    cust_json jsonb[];
     new_idx int[] := '{}';
     new_customer uuid[] := '{}';
     new_customer_json jsonb[] := '{}';
@@ -125,31 +163,89 @@ BEGIN
     FROM (SELECT DISTINCT x.channel, x.external_id
           FROM jsonb_to_recordset(items) AS x(channel text, external_id text)) AS k;
 
-    -- The customer of each issue new to the database (the first item under each new key), in
-    -- the items' order: what one item creates or completes, a later one matches. A retry, or
-    -- a repeat within the batch, touches nothing, not even the customer.
-    FOR it IN
-        SELECT f.idx, f.name, f.email, f.phone, f.customer_external_id
-        FROM (SELECT (e.n - 1)::int AS idx, x.*,
-                     row_number() OVER (PARTITION BY x.channel, x.external_id ORDER BY e.n) AS nth
-              FROM jsonb_array_elements(items) WITH ORDINALITY AS e(item, n),
-                   jsonb_to_record(e.item) AS x(
-                       channel text, external_id text, name text, email text, phone text,
-                       customer_external_id text)) AS f
-        -- LATERAL ... LIMIT: an index probe per item, whatever the cached plan expects.
-        LEFT JOIN LATERAL (SELECT true AS stored FROM intake.issues AS i
-                           WHERE i.channel = f.channel AND i.external_id = f.external_id
-                           LIMIT 1) AS s ON true
-        WHERE f.nth = 1 AND s.stored IS NULL
-        ORDER BY f.idx
-    LOOP
-        c := intake.find_or_create_customer(it.name, it.email, it.phone, it.customer_external_id);
-        new_idx := new_idx || it.idx;
-        new_customer := new_customer || c.id;
-        new_customer_json := new_customer_json || jsonb_build_object(
-            'customer_id', c.id, 'name', c.name, 'email', c.email, 'phone', c.phone,
-            'external_id', c.external_id);
+    SELECT array_agg(f.idx ORDER BY f.idx), array_agg(f.name ORDER BY f.idx),
+           array_agg(f.email ORDER BY f.idx), array_agg(f.phone ORDER BY f.idx),
+           array_agg(f.customer_external_id ORDER BY f.idx), array_agg(m.id ORDER BY f.idx),
+           array_agg(CASE WHEN m.id IS NOT NULL THEN jsonb_build_object(
+                         'customer_id', m.id, 'name', m.name, 'email', m.email,
+                         'phone', m.phone, 'external_id', m.external_id) END ORDER BY f.idx),
+           array_agg(m.id IS NOT NULL
+                     AND NOT ((f.name IS NOT NULL AND m.name IS DISTINCT FROM f.name)
+                              OR (f.email IS NOT NULL AND m.email IS NULL)
+                              OR (f.phone IS NOT NULL AND m.phone IS NULL)
+                              OR (f.customer_external_id IS NOT NULL AND m.external_id IS NULL))
+                     ORDER BY f.idx),
+           array_agg(gen_random_uuid() ORDER BY f.idx),
+           count(DISTINCT f.email) < count(f.email) OR count(DISTINCT f.phone) < count(f.phone)
+           OR count(DISTINCT f.customer_external_id) < count(f.customer_external_id)
+           OR count(DISTINCT m.id) < count(m.id)
+    INTO k_idx, k_name, k_email, k_phone, k_ext, k_match, k_match_json, k_complete, k_fresh,
+         entangled
+    FROM (SELECT (e.n - 1)::int AS idx, x.*,
+                 row_number() OVER (PARTITION BY x.channel, x.external_id ORDER BY e.n) AS nth
+          FROM jsonb_array_elements(items) WITH ORDINALITY AS e(item, n),
+               jsonb_to_record(e.item) AS x(
+                   channel text, external_id text, name text, email text, phone text,
+                   customer_external_id text)) AS f
+    -- LATERAL ... LIMIT: an index probe per item, whatever the cached plan expects.
+    LEFT JOIN LATERAL (SELECT true AS stored FROM intake.issues AS i
+                       WHERE i.channel = f.channel AND i.external_id = f.external_id
+                       LIMIT 1) AS s ON true
+    -- The match by external id, else e-mail, else phone: the branches run in order and
+    -- LIMIT 1 stops at the first that finds one.
+    LEFT JOIN LATERAL (
+        (SELECT u.* FROM intake.customers AS u WHERE u.external_id = f.customer_external_id)
+        UNION ALL
+        (SELECT u.* FROM intake.customers AS u WHERE u.email = f.email)
+        UNION ALL
+        (SELECT u.* FROM intake.customers AS u WHERE u.phone = f.phone)
+        LIMIT 1) AS m ON true
+    WHERE f.nth = 1 AND s.stored IS NULL;
+
+    IF k_idx IS NULL THEN
+        k_idx := '{}';
+    END IF;
+    cust := array_fill(NULL::uuid, ARRAY[cardinality(k_idx)]);
+    cust_json := array_fill(NULL::jsonb, ARRAY[cardinality(k_idx)]);
+
+    IF NOT entangled THEN
+        -- Each item on its own: the complete matches as they are, the unmatched created in
+        -- one insert (a contact a concurrent request took first: that item goes the long way).
+        WITH fresh AS (
+            INSERT INTO intake.customers (id, name, email, phone, external_id)
+            SELECT u.fresh, u.name, u.email, u.phone, u.ext
+            FROM unnest(k_fresh, k_name, k_email, k_phone, k_ext, k_match)
+                 AS u(fresh, name, email, phone, ext, match)
+            WHERE u.match IS NULL
+            ON CONFLICT DO NOTHING
+            RETURNING id
+        )
+        SELECT coalesce(array_agg(fresh.id), '{}') INTO created FROM fresh;
+        FOR i IN 1 .. cardinality(k_idx) LOOP
+            IF k_complete[i] THEN
+                cust[i] := k_match[i];
+                cust_json[i] := k_match_json[i];
+            ELSIF k_match[i] IS NULL AND k_fresh[i] = ANY (created) THEN
+                cust[i] := k_fresh[i];
+                cust_json[i] := jsonb_build_object(
+                    'customer_id', k_fresh[i], 'name', k_name[i], 'email', k_email[i],
+                    'phone', k_phone[i], 'external_id', k_ext[i]);
+            END IF;
+        END LOOP;
+    END IF;
+    -- The rest, in the items' order: what one item creates or completes, a later one matches.
+    FOR i IN 1 .. cardinality(k_idx) LOOP
+        IF cust[i] IS NULL THEN
+            c := intake.find_or_create_customer(k_name[i], k_email[i], k_phone[i], k_ext[i]);
+            cust[i] := c.id;
+            cust_json[i] := jsonb_build_object(
+                'customer_id', c.id, 'name', c.name, 'email', c.email, 'phone', c.phone,
+                'external_id', c.external_id);
+        END IF;
     END LOOP;
+    new_idx := k_idx;
+    new_customer := cust;
+    new_customer_json := cust_json;
 
     INSERT INTO intake.issues (id, channel, external_id, customer_id, subject, text, language,
                                metadata, occurred_at, received_at, fingerprint)
