@@ -229,12 +229,15 @@ class Consumer:
                 batch.append(self._arrived.get_nowait())
             try:
                 await self.handle_batch(batch)
-                if self._paused:
-                    await self._wait_for_database()
-                    await self._resume()
             except Exception:
                 # Never lose the worker: the messages stay unacked and come back.
                 log.exception("consumer batch crashed", size=len(batch))
+            if self._paused:  # whatever became of the batch, the consumer must come back
+                try:
+                    await self._wait_for_database()
+                    await self._resume()
+                except Exception:
+                    log.exception("consumer could not resume")
 
     # --- Pause while the database is away, resume when it answers ---
 
@@ -427,7 +430,7 @@ class Consumer:
                 # Any error while the database does not answer is the outage's, whatever the
                 # driver calls it (no delivery attempt is burned on "the database system is
                 # starting up" or a connection dropped mid-statement).
-                if self._held_too_long():
+                if not answers and self._held_too_long():
                     await self._pause()
                     await self._release()
                     raise _Released from exc
@@ -468,6 +471,8 @@ class Consumer:
             outcome = "processed" if delivery.event.id in fresh else "duplicate"
             CONSUMED.labels(type=delivery.event.type, outcome=outcome).inc()
             message = delivery.message
+            if _channel_closed(message):
+                continue  # its tag died with its channel; the broker redelivers it
             kept = last.get(id(message.channel))
             if kept is None or (message.delivery_tag or 0) > (kept.delivery_tag or 0):
                 last[id(message.channel)] = message
