@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.feedback.adapters import repository as repo
@@ -48,7 +48,7 @@ async def _evaluate(uow: UnitOfWork, statements: Sequence[Statement]) -> None:
         uow.session, [w.verdict.issue_id for w in outcome.written if w.verdict.issue_id]
     )
     await repo.store_verdicts(uow.session, outcome.written, known)
-    for change in outcome.changes:
+    for order, change in enumerate(outcome.changes):
         verdict = change.verdict
         await uow.emit(
             SatisfactionEvaluated(
@@ -59,7 +59,9 @@ async def _evaluate(uow: UnitOfWork, statements: Sequence[Statement]) -> None:
                 source=verdict.assessment.source,
                 basis=verdict.assessment.basis,
                 replaces=PreviousVerdict(**change.replaces.__dict__) if change.replaces else None,
-                evaluated_at=now,
+                # Distinct and in order: consumers keep the latest verdict of an issue by this
+                # time, and two changes of one batch may reach them in any order.
+                evaluated_at=now + timedelta(microseconds=order),
             )
         )
 

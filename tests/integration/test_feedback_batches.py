@@ -40,6 +40,8 @@ LI_SI = CustomerRef(customer_id=uuid.uuid4(), name="李四")
 class Channel:
     """Deliveries numbered in order, as a broker's channel numbers them."""
 
+    is_closed = False
+
     def __init__(self) -> None:
         self.delivered: list[Message] = []
 
@@ -246,4 +248,49 @@ async def test_repeats_of_one_issue_in_a_batch_are_folded(private_stack: Setting
     published, verdict = await outcome(db, issue_id)
     assert [e["basis"] for e in published] == ["text '满意度为中'", "rating faces3=not_good"]
     assert verdict[6:8] == ("email", "delivery")
+    await db.dispose()
+
+
+async def test_changes_of_one_issue_in_one_batch_are_published_in_time_order(
+    private_stack: Settings,
+) -> None:
+    """Consumers keep an issue's latest verdict by ``evaluated_at``, and two changes of one
+    batch may reach them in any order (replicas, a relay retry): their times must differ."""
+    db = await open_database(private_stack, feedback_service)
+    consumer = Consumer(
+        service="feedback",
+        db=db,
+        inbox=inbox,
+        subscriptions=subscriptions,
+        prefetch=200,
+        batch_size=100,
+        delivery_limit=3,
+    )
+    issue_id = uuid.uuid4()
+    ratings = [
+        FeedbackSubmitted(
+            feedback_id=uuid.uuid4(),
+            issue_id=issue_id,
+            customer=LI_SI,
+            rating=rating("csat5", value),
+            submitted_at=T0 + timedelta(minutes=minute),
+        )
+        for minute, value in ((1, 1), (2, 5))
+    ]
+    channel = Channel()
+    await consumer.handle_batch(
+        cast(list[AbstractIncomingMessage], [Message(data, channel) for data in ratings])
+    )
+    published, _ = await outcome(db, issue_id)
+    assert [e["verdict"] for e in published] == ["dissatisfied", "satisfied"]
+    async with db.unit_of_work() as uow:
+        times = (
+            await uow.session.execute(
+                select(outbox.c.payload["data"]["evaluated_at"].astext)
+                .where(outbox.c.payload["subject"].astext == str(issue_id))
+                .order_by(outbox.c.created_at, outbox.c.id)
+            )
+        ).scalars()
+        first, second = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times)
+    assert first < second
     await db.dispose()
