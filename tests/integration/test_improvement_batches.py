@@ -18,6 +18,7 @@ from services.improvement.adapters.tables import followups, issues, outbox, prop
 from services.improvement.bootstrap import definition as improvement
 from services.improvement.domain.themes import Thresholds
 from services.improvement.handlers import make_subscriptions
+from services.improvement.handlers.followups import move_followup
 from services.improvement.handlers.themes import (
     evaluate_changed_themes,
     evaluate_theme,
@@ -231,4 +232,82 @@ async def test_the_theme_worker_outlives_a_database_outage(private_stack: Settin
     await wait_until(nothing_marked, what="the marks evaluated")
     worker.cancel()
     await asyncio.gather(worker, return_exceptions=True)
+    await db.dispose()
+
+
+async def test_a_person_s_move_is_not_undone_by_a_batch_in_flight(
+    private_stack: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch read the follow-up before a person moved it: the person waits for the batch,
+    then moves what the batch wrote; nothing the person did is written over."""
+    db = await open_database(private_stack, improvement)
+    handlers = {s.type: s for s in make_subscriptions()}
+    issue_id = uuid.uuid4()
+
+    def analyzed(need: str, minutes: int) -> IssueAnalyzed:
+        return IssueAnalyzed(
+            issue_id=issue_id,
+            channel="chat",
+            customer=LI_SI,
+            text="…",
+            analysis=Analysis(
+                language="zh",
+                need=need,
+                intent="delivery",
+                urgency="normal",
+                sentiment=Sentiment(label="negative", score=-0.5),
+            ),
+            analyzer_version="test",
+            analyzed_at=T0 + timedelta(minutes=minutes),
+        )
+
+    unhappy = SatisfactionEvaluated(
+        issue_id=issue_id,
+        customer=LI_SI,
+        score=0.5,
+        verdict="neutral",
+        source="explicit",
+        basis="csat5=3",
+        evaluated_at=T0 + timedelta(minutes=2),
+    )
+    for data in (analyzed("更快的响应速度", 1), unhappy):
+        async with db.unit_of_work() as uow:
+            await handlers[data.TYPE].handle([data], uow)
+    async with db.unit_of_work() as uow:
+        followup_id = await uow.session.scalar(
+            select(followups.c.id).where(followups.c.issue_id == issue_id)
+        )
+    assert followup_id is not None
+
+    read, go_on = asyncio.Event(), asyncio.Event()
+    save = repo.save
+
+    async def save_later(*args: Any, **kwargs: Any) -> None:
+        read.set()
+        await go_on.wait()
+        await save(*args, **kwargs)
+
+    async def reanalysis() -> None:
+        async with db.unit_of_work() as uow:
+            await handlers[IssueAnalyzed.TYPE].handle([analyzed("退款", 3)], uow)
+
+    monkeypatch.setattr(repo, "save", save_later)
+    batch = asyncio.create_task(reanalysis())
+    await read.wait()  # the batch has read the follow-up as it was
+    monkeypatch.setattr(repo, "save", save)
+
+    async def person() -> None:
+        async with db.unit_of_work() as uow:
+            await move_followup(uow, followup_id, "contacted", by="agent", note="called")
+
+    moved = asyncio.create_task(person())
+    await asyncio.sleep(0.3)
+    assert not moved.done(), "the person's move waits for the batch that holds the issue"
+    go_on.set()
+    await asyncio.gather(batch, moved)
+    async with db.unit_of_work() as uow:
+        row = (
+            await uow.session.execute(select(followups).where(followups.c.id == followup_id))
+        ).one()
+    assert (row.status, row.note, row.need) == ("contacted", "called", "退款")
     await db.dispose()

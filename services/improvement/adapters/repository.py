@@ -190,6 +190,13 @@ async def save(
 
 
 async def followup_for_update(session: AsyncSession, followup_id: uuid.UUID) -> Followup | None:
+    """The follow-up, with its issue locked as a batch locks it (then the row), so that a
+    batch that read it before cannot write its older copy back over this change."""
+    issue_id = await session.scalar(
+        select(followups.c.issue_id).where(followups.c.id == followup_id)
+    )
+    if issue_id is not None:
+        await lock_issues(session, [issue_id])
     row = (
         await session.execute(
             select(followups).where(followups.c.id == followup_id).with_for_update()
