@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import Row
 
 from services.intake.adapters import repository as repo
@@ -20,13 +19,10 @@ from shared.contracts import (
     FeedbackSubmitted,
     IssueReceived,
     IssueResolved,
-    Rating,
     Resolution,
 )
 from shared.db import UnitOfWork, lock_for_transaction
 from shared.errors import Conflict, DomainError, InvalidInput, NotFound, UnknownReference
-
-_ratings: TypeAdapter[Rating] = TypeAdapter(Rating)
 
 
 @dataclass(frozen=True)

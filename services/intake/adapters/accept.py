@@ -171,6 +171,8 @@ class IssueStore:
             stored[row["idx"]] = Stored(issue_id=row["issue_id"], outcome=row["outcome"])
         if any(answer is not None and answer.outcome == "accepted" for answer in stored):
             self.wake_up.poke()
+        if None in stored:  # every item is answered, or the answers would shift
+            raise RuntimeError("intake.accept_issues left an item unanswered")
         return [answer for answer in stored if answer is not None]
 
 

@@ -217,6 +217,8 @@ BEGIN
             FROM unnest(k_fresh, k_name, k_email, k_phone, k_ext, k_match)
                  AS u(fresh, name, email, phone, ext, match)
             WHERE u.match IS NULL
+            -- One order for every statement, so that two batches wait, never deadlock.
+            ORDER BY u.email, u.phone, u.ext
             ON CONFLICT DO NOTHING
             RETURNING id
         )
@@ -255,6 +257,7 @@ BEGIN
          jsonb_to_record(items -> n.idx) AS x(
              id uuid, channel text, external_id text, subject text, body text, language text,
              metadata jsonb, occurred_at timestamptz, received_at timestamptz, fingerprint text)
+    ORDER BY x.channel, x.external_id
     ON CONFLICT (channel, external_id) DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     IF inserted < cardinality(new_idx) THEN
@@ -282,8 +285,7 @@ BEGIN
         FROM new_issues AS k
         CROSS JOIN LATERAL (SELECT f.id FROM intake.feedback AS f
                             WHERE f.issue_id IS NULL AND f.issue_channel = k.channel
-                              AND f.issue_external_id = k.external_id
-                            LIMIT 1000) AS p
+                              AND f.issue_external_id = k.external_id) AS p
     ), linked AS (
         UPDATE intake.feedback AS f SET issue_id = p.id, customer_id = p.customer_id
         FROM pending AS p
