@@ -246,12 +246,14 @@ class Consumer:
             return
         self._paused = True
         PAUSED.inc()
-        tag, self._tag = self._tag, None
-        if self._queue is not None and tag is not None:
+        if self._queue is not None and self._tag is not None:
             # Deliveries sent before the broker's CancelOk still reach _arrive; none after.
             try:
-                await asyncio.wait_for(self._queue.cancel(tag), timeout=10)
+                await asyncio.wait_for(self._queue.cancel(self._tag), timeout=10)
+                self._tag = None
             except Exception as exc:
+                # The subscription may live on (a robust channel restores it): keep its tag,
+                # so that resuming does not subscribe a second time.
                 log.warning("consumer cancel failed", error=repr(exc))
         log.warning(
             "database unavailable; consumer paused, holding its messages",
@@ -262,7 +264,7 @@ class Consumer:
         delay = 0.5
         while self._paused:
             try:
-                if self._queue is not None:
+                if self._queue is not None and self._tag is None:
                     self._tag = await self._queue.consume(self._arrive)
                 self._paused = False
             except Exception as exc:  # the broker is away too: its reconnect comes first
