@@ -336,13 +336,16 @@ async def theme_stats(
 
 
 async def active_proposal(session: AsyncSession, kind: ThemeKind, key: str) -> Row[Any] | None:
+    """The theme's open proposal, locked: a person's move of it waits, or is seen."""
     return (
         await session.execute(
-            select(proposals).where(
+            select(proposals)
+            .where(
                 proposals.c.theme_kind == kind,
                 proposals.c.theme_key == key,
                 proposals.c.status.in_(ACTIVE_PROPOSAL),
             )
+            .with_for_update()
         )
     ).first()
 
