@@ -1,0 +1,91 @@
+"""The consumer's batch ack across a broker reconnect, with fake deliveries (no I/O): messages of
+a closed channel are left to the broker, the others acked, and a paused consumer resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.exceptions import ChannelInvalidStateError
+
+from shared.contracts import FeedbackSubmitted, new_event
+from shared.db import UnitOfWork
+from shared.messaging.consumer import Consumer, Delivery, subscribe
+
+
+class Channel:
+    def __init__(self) -> None:
+        self.is_closed = False
+
+
+class Message:
+    """What aio-pika does with a delivery of a closed channel: its channel cannot be read."""
+
+    def __init__(self, tag: int, channel: Channel) -> None:
+        data = FeedbackSubmitted(
+            feedback_id=uuid.uuid4(), comment="x", submitted_at=datetime.now(UTC)
+        )
+        self.body = new_event("/kefu/test", data).model_dump_json().encode()
+        self.delivery_tag = tag
+        self.message_id = None
+        self.type = data.TYPE
+        self._channel = channel
+        self.settled: str | None = None
+
+    @property
+    def channel(self) -> Channel:
+        if self._channel.is_closed:
+            raise ChannelInvalidStateError("closed")
+        return self._channel
+
+    async def ack(self, multiple: bool = False) -> None:
+        if self._channel.is_closed:
+            raise ChannelInvalidStateError("closed")
+        self.settled = f"ack multiple={multiple}"
+
+
+async def handle(items: Sequence[FeedbackSubmitted], uow: UnitOfWork) -> None:
+    pass
+
+
+async def test_a_paused_consumer_resumes_after_a_batch_from_a_closed_channel() -> None:
+    consumer = Consumer(
+        service="feedback",
+        db=None,  # type: ignore[arg-type]
+        inbox=None,  # type: ignore[arg-type]
+        subscriptions=[subscribe(FeedbackSubmitted, handle)],
+        prefetch=20,
+        batch_size=10,
+        delivery_limit=5,
+    )
+    resumed = asyncio.Event()
+
+    async def processed(deliveries: Sequence[Delivery]) -> set[Any]:
+        return {delivery.event.id for delivery in deliveries}
+
+    async def database_answers() -> None:
+        pass
+
+    async def resume() -> None:
+        consumer._paused = False
+        resumed.set()
+
+    consumer._process = processed  # type: ignore[method-assign]
+    consumer._wait_for_database = database_answers  # type: ignore[method-assign]
+    consumer._resume = resume  # type: ignore[method-assign]
+    old, new = Channel(), Channel()
+    before, after = Message(7, old), Message(1, new)
+    await consumer._arrive(before)  # type: ignore[arg-type]
+    await consumer._arrive(after)  # type: ignore[arg-type]
+    old.is_closed = True  # the broker connection dropped and came back
+    consumer._paused = True  # during a database outage
+    worker = asyncio.create_task(consumer._work())
+    try:
+        await asyncio.wait_for(resumed.wait(), 5)
+    finally:
+        worker.cancel()
+    assert before.settled is None  # its tag died with its channel: the broker redelivers it
+    assert after.settled == "ack multiple=True"
