@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from sqlalchemy import MetaData, Row, Table, TextClause, text
+from sqlalchemy import MetaData, Row, Table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -133,6 +133,21 @@ class Outbox:
         self.table = table
         self.source = source
         self.notify_channel = f"kefu_outbox_{table.schema}"
+        # One array per column: the same text for any number of rows, so it is parsed and
+        # planned once per connection.
+        self._write = text(
+            f"""
+            WITH inserted AS (
+                INSERT INTO {table.schema}.{table.name} (id, type, payload, created_at)
+                SELECT id, type, payload::jsonb, created_at
+                FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]),
+                            CAST(:payloads AS text[]), CAST(:times AS timestamptz[]))
+                    AS event(id, type, payload, created_at)
+                RETURNING 1
+            )
+            SELECT pg_notify(:channel, '') FROM (SELECT count(*) FROM inserted) AS written
+            """
+        )
 
     async def write(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
         """All the rows in one statement, with one NOTIFY that Postgres delivers only if the
@@ -150,24 +165,6 @@ class Outbox:
             },
         )
 
-    @property
-    def _write(self) -> TextClause:
-        # One array per column: the same text for any number of rows, so it is parsed and
-        # planned once per connection.
-        return text(
-            f"""
-            WITH inserted AS (
-                INSERT INTO {self.table.schema}.{self.table.name} (id, type, payload, created_at)
-                SELECT id, type, payload::jsonb, created_at
-                FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]),
-                            CAST(:payloads AS text[]), CAST(:times AS timestamptz[]))
-                    AS event(id, type, payload, created_at)
-                RETURNING 1
-            )
-            SELECT pg_notify(:channel, '') FROM (SELECT count(*) FROM inserted) AS written
-            """
-        )
-
 
 @dataclass
 class UnitOfWork:
@@ -179,7 +176,7 @@ class UnitOfWork:
     outbox: Outbox
     pending: list[CloudEvent] = field(default_factory=list)
 
-    async def emit(self, data: EventData) -> CloudEvent:
+    def emit(self, data: EventData) -> CloudEvent:
         event = new_event(self.outbox.source, data)
         self.pending.append(event)
         return event

@@ -50,7 +50,7 @@ async def _evaluate(uow: UnitOfWork, statements: Sequence[Statement]) -> None:
     await repo.store_verdicts(uow.session, outcome.written, known)
     for order, change in enumerate(outcome.changes):
         verdict = change.verdict
-        await uow.emit(
+        uow.emit(
             SatisfactionEvaluated(
                 issue_id=verdict.issue_id,
                 customer=verdict.customer,

@@ -206,7 +206,7 @@ async def submit_feedback(cmd: SubmitFeedback, uow: UnitOfWork, *, default_regio
         return _replay_feedback(winner, fingerprint)
     if issue is None and cmd.issue is not None:
         return Accepted(id=feedback_id, duplicate=False, pending_issue=True)
-    await uow.emit(
+    uow.emit(
         FeedbackSubmitted(
             feedback_id=feedback_id,
             issue_id=issue.id if issue is not None else None,
@@ -234,7 +234,7 @@ async def resolve_issue(issue_id: uuid.UUID, cmd: ResolveIssue, uow: UnitOfWork)
         uow.session, issue_id, resolved_at, resolution.model_dump(mode="json")
     )
     customer = await repo.get_customer(uow.session, issue.customer_id)
-    await uow.emit(
+    uow.emit(
         IssueResolved(
             issue_id=issue_id,
             customer=_customer_ref(customer),

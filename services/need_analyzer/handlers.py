@@ -35,11 +35,11 @@ def _columns(analysis: Analysis, version: str, analyzed_at: datetime) -> dict[st
     }
 
 
-async def _publish(
+def _publish(
     uow: UnitOfWork, issue: Any, analysis: Analysis, version: str, analyzed_at: datetime
 ) -> None:
     """``issue.analyzed`` for an issue: the received event, or a stored row when re-analysing."""
-    await uow.emit(
+    uow.emit(
         IssueAnalyzed(
             issue_id=issue.issue_id,
             channel=issue.channel,
@@ -78,7 +78,7 @@ def make_subscriptions(analyzer: Analyzer) -> list[Subscription[Any]]:
         # An issue that arrived again under another event id was analysed already.
         for issue_id in stored:
             issue, analysis = analysed[issue_id]
-            await _publish(uow, issue, analysis, analyzer.version, analyzed_at)
+            _publish(uow, issue, analysis, analyzer.version, analyzed_at)
 
     return [subscribe(IssueReceived, on_issues_received)]
 
@@ -106,5 +106,5 @@ async def reanalyze_batch(
         await repo.replace(
             uow.session, row.issue_id, _columns(analysis, analyzer.version, analyzed_at)
         )
-        await _publish(uow, row, analysis, analyzer.version, analyzed_at)
+        _publish(uow, row, analysis, analyzer.version, analyzed_at)
     return [row.issue_id for row in rows]

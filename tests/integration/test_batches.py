@@ -38,7 +38,7 @@ async def resolve_each(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
             raise ValueError("poison")
         if item.text == "never":
             raise PermanentFailure("this issue can never be handled")
-        await uow.emit(
+        uow.emit(
             IssueResolved(
                 issue_id=item.issue_id,
                 customer=item.customer,

@@ -37,7 +37,7 @@ class FlakyPublisher:
 
 async def emit_one(db: Database) -> str:
     async with db.unit_of_work() as uow:
-        event = await uow.emit(
+        event = uow.emit(
             SatisfactionEvaluated(
                 issue_id=uuid.uuid4(),
                 customer=CustomerRef(customer_id=uuid.uuid4()),

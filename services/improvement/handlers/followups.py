@@ -49,7 +49,7 @@ async def fold(
         themes=batch.themes,
     )
     for event in batch.events:
-        await uow.emit(event)
+        uow.emit(event)
 
 
 async def on_issue_received(items: Sequence[IssueReceived], uow: UnitOfWork) -> None:
@@ -86,5 +86,5 @@ async def move_followup(
         await repo.save(
             uow.session, changed_issues=(), opened=(), changed_followups=[followup], themes=()
         )
-        await uow.emit(event)
+        uow.emit(event)
     return followup

@@ -63,7 +63,7 @@ async def refresh_theme(uow: UnitOfWork, theme: Theme, thresholds: Thresholds) -
         if Evidence.model_validate(active.evidence) == decision.evidence:
             return
         updated = await repo.update_proposal(uow.session, active.id, **evidence, updated_at=now)
-        await uow.emit(_updated_event(updated, previous_status=active.status, change="evidence"))
+        uow.emit(_updated_event(updated, previous_status=active.status, change="evidence"))
         return
     if not decision.propose or await repo.closed_since(uow.session, kind, key, stats.period_start):
         return
@@ -80,7 +80,7 @@ async def refresh_theme(uow: UnitOfWork, theme: Theme, thresholds: Thresholds) -
         updated_at=now,
         **evidence,
     )
-    await uow.emit(
+    uow.emit(
         ImprovementProposed(
             proposal_id=proposal_id,
             theme=theme_name(kind, key),
@@ -161,7 +161,5 @@ async def move_proposal(
     updated = await repo.update_proposal(
         uow.session, proposal_id, status=status, note=note, updated_at=now, **closed
     )
-    await uow.emit(
-        _updated_event(updated, previous_status=row.status, change=change, by=by, note=note)
-    )
+    uow.emit(_updated_event(updated, previous_status=row.status, change=change, by=by, note=note))
     return updated
