@@ -83,17 +83,15 @@ class OutboxRelay:
     async def relay_batch(self) -> int:
         """Publish one batch of pending rows; return how many were confirmed."""
         async with self.db.unit_of_work() as uow:
-            payload = self.table.c.payload
             rows = (
                 await uow.session.execute(
                     # The stored JSON is published as it is (no decoding and encoding again);
-                    # the publisher reads the envelope's id, type and source.
+                    # a row's id and type are its event's.
                     select(
                         self.table.c.id,
-                        payload["id"].astext.label("event_id"),
-                        payload["type"].astext.label("type"),
-                        payload["source"].astext.label("source"),
-                        cast(payload, Text).label("body"),
+                        self.table.c.type,
+                        self.table.c.payload["source"].astext.label("source"),
+                        cast(self.table.c.payload, Text).label("body"),
                     )
                     .where(self.table.c.published_at.is_(None))
                     # Rows that keep failing sink behind fresh ones instead of blocking them.
@@ -107,7 +105,7 @@ class OutboxRelay:
             results = await asyncio.gather(
                 *(
                     self.publisher.publish(
-                        {"id": row.event_id, "type": row.type, "source": row.source},
+                        {"id": str(row.id), "type": row.type, "source": row.source},
                         row.body.encode(),
                     )
                     for row in rows
