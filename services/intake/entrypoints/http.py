@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -98,26 +97,8 @@ class SubmitIssueRoute:
             cmd = SubmitIssue.model_validate_json(b"".join(chunks))
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
-        intake: IssueIntake = state.issue_intake
-        [answer] = await handlers.submit_issues(
-            [cmd], intake.store, default_region=intake.default_region, source=intake.source
-        )
-        if isinstance(answer, DomainError):
-            raise answer
-        body = orjson.dumps(
-            {"issue_id": str(answer.id), "status": "accepted", "duplicate": answer.duplicate}
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200 if answer.duplicate else 202,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        answer = await _accept_one(cmd, state.issue_intake)
+        await _issue_answer(answer)(scope, receive, send)
 
 
 router = APIRouter(prefix="/v1", lifespan=_issue_intake)
@@ -145,6 +126,15 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _accept_one(cmd: SubmitIssue, intake: IssueIntake) -> handlers.Accepted:
+    [answer] = await handlers.submit_issues(
+        [cmd], intake.store, default_region=intake.default_region, source=intake.source
+    )
+    if isinstance(answer, DomainError):
+        raise answer
+    return answer
+
+
 def _issue_answer(result: handlers.Accepted) -> FastJSON:
     body = {"issue_id": str(result.id), "status": "accepted", "duplicate": result.duplicate}
     return FastJSON(body, status_code=200 if result.duplicate else 202)
@@ -168,12 +158,7 @@ def _feedback_answer(result: handlers.Accepted) -> FastJSON:
 )
 async def submit_issue(cmd: SubmitIssue, intake: IntakeDep, _: CanWriteIssues) -> FastJSON:
     """Accept one issue: 202 once it and its event are committed."""
-    [answer] = await handlers.submit_issues(
-        [cmd], intake.store, default_region=intake.default_region, source=intake.source
-    )
-    if isinstance(answer, DomainError):
-        raise answer
-    return _issue_answer(answer)
+    return _issue_answer(await _accept_one(cmd, intake))
 
 
 @router.post("/issues/batch", response_model=BatchResults, responses=_REFUSALS)
