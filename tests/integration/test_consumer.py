@@ -40,6 +40,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 improvement_subscriptions = make_subscriptions()
 
 
+def unreachable_database() -> Database:
+    """improvement's database as a consumer sees it during an outage: nothing answers."""
+    return Database(
+        create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", timeout=1),
+        Outbox(improvement.outbox, source="/kefu/improvement"),
+    )
+
+
 def li_si_verdict(issue_id: uuid.UUID) -> SatisfactionEvaluated:
     return SatisfactionEvaluated(
         issue_id=issue_id,
@@ -168,10 +176,7 @@ async def test_database_outage_pauses_instead_of_dead_lettering(
     private_stack: Settings, amqp: AbstractRobustConnection
 ) -> None:
     good = await open_database(private_stack, improvement)
-    down = Database(
-        create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", timeout=1),
-        Outbox(improvement.outbox, source="/kefu/improvement"),
-    )
+    down = unreachable_database()
     consumer = Consumer(
         service="outagecheck",
         db=down,
@@ -242,10 +247,7 @@ async def test_a_long_outage_pauses_the_consumer_and_releases_what_it_held_unbur
     delivery limit of 0, any message handed back by nack, reject or a closed channel (each
     counts on RabbitMQ 3.10's quorum queues) would be dead-lettered at once."""
     good = await open_database(private_stack, improvement)
-    down = Database(
-        create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", timeout=1),
-        Outbox(improvement.outbox, source="/kefu/improvement"),
-    )
+    down = unreachable_database()
     consumer = Consumer(
         service="holdcheck",
         db=down,

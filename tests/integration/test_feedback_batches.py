@@ -126,6 +126,19 @@ def story(issue_id: uuid.UUID) -> list[EventData]:
     ]
 
 
+def feedback_consumer(db: Database) -> Consumer:
+    """feedback's consumer, fed by hand with ``handle_batch``."""
+    return Consumer(
+        service="feedback",
+        db=db,
+        inbox=inbox,
+        subscriptions=subscriptions,
+        prefetch=200,
+        batch_size=100,
+        delivery_limit=3,
+    )
+
+
 async def outcome(db: Database, issue_id: uuid.UUID) -> tuple[list[Any], tuple[Any, ...]]:
     """The events published about the issue and its verdict, without ids and times of
     evaluation."""
@@ -162,15 +175,7 @@ async def test_a_batch_gives_the_verdicts_and_events_of_one_by_one(
     private_stack: Settings,
 ) -> None:
     db = await open_database(private_stack, feedback_service)
-    consumer = Consumer(
-        service="feedback",
-        db=db,
-        inbox=inbox,
-        subscriptions=subscriptions,
-        prefetch=200,
-        batch_size=100,
-        delivery_limit=3,
-    )
+    consumer = feedback_consumer(db)
 
     async def handle(events: Sequence[EventData]) -> list[Message]:
         channel = Channel()
@@ -212,15 +217,7 @@ async def test_repeats_of_one_issue_in_a_batch_are_folded(private_stack: Setting
     """Two receipts and two analyses of one issue in one batch (new event ids): the later
     receipt's channel and the newest analysis are kept, in one statement each."""
     db = await open_database(private_stack, feedback_service)
-    consumer = Consumer(
-        service="feedback",
-        db=db,
-        inbox=inbox,
-        subscriptions=subscriptions,
-        prefetch=200,
-        batch_size=100,
-        delivery_limit=3,
-    )
+    consumer = feedback_consumer(db)
     issue_id = uuid.uuid4()
     received, _, analyzed, *_ = story(issue_id)
     assert isinstance(received, IssueReceived) and isinstance(analyzed, IssueAnalyzed)
@@ -257,15 +254,7 @@ async def test_changes_of_one_issue_in_one_batch_are_published_in_time_order(
     """Consumers keep an issue's latest verdict by ``evaluated_at``, and two changes of one
     batch may reach them in any order (replicas, a relay retry): their times must differ."""
     db = await open_database(private_stack, feedback_service)
-    consumer = Consumer(
-        service="feedback",
-        db=db,
-        inbox=inbox,
-        subscriptions=subscriptions,
-        prefetch=200,
-        batch_size=100,
-        delivery_limit=3,
-    )
+    consumer = feedback_consumer(db)
     issue_id = uuid.uuid4()
     ratings = [
         FeedbackSubmitted(
