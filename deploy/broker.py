@@ -13,7 +13,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 
 from shared.messaging.topology import declare_topology
-from shared.settings import Settings
+from shared.settings import Settings, get_webhook_settings
 
 
 async def _connect(amqp_url: str, attempts: int = 30) -> AbstractConnection:
@@ -35,6 +35,7 @@ async def declare(settings: Settings) -> list[str]:
             delivery_limit=settings.delivery_limit,
             max_age=settings.archive_max_age,
             max_bytes=settings.archive_max_bytes,
+            webhook_delays=get_webhook_settings().retry_delays(),
         )
     finally:
         await connection.close()

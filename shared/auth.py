@@ -29,6 +29,7 @@ SCOPES = (
     "satisfaction:read",
     "improvements:read",
     "improvements:write",
+    "webhooks:manage",
 )
 
 

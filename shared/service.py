@@ -21,7 +21,7 @@ from shared.auth import ApiKeyAuth
 from shared.db import Database, Outbox, create_engine
 from shared.http import BodySizeLimit, RequestMetrics
 from shared.logging import configure_logging, get_logger
-from shared.messaging.consumer import Consumer, Subscription
+from shared.messaging.consumer import AnySubscription, Consumer
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import (
     check_subscriptions,
@@ -42,10 +42,15 @@ class ServiceDefinition:
     inbox: Table
     api_keys: Table
     routers: Sequence[APIRouter] = ()
-    subscriptions: Sequence[Subscription[Any]] = ()
+    subscriptions: Sequence[AnySubscription] = ()
     # Loops that run beside the consumer for the life of the process (e.g. improvement's
     # theme evaluation); each gets the service's database and runs until cancelled.
     workers: Sequence[Callable[[Database], Coroutine[Any, Any, None]]] = ()
+    # Loops that also need the broker (webhooks' delivery worker): started once connected,
+    # on the robust connection, which restores their channels after a reconnect.
+    broker_workers: Sequence[
+        Callable[[Database, AbstractRobustConnection], Coroutine[Any, Any, None]]
+    ] = ()
 
 
 class Broker:
@@ -74,6 +79,7 @@ class Broker:
         )
         self._setup: asyncio.Task[None] | None = None
         self._relay: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
 
     @property
     def healthy(self) -> bool:
@@ -126,6 +132,10 @@ class Broker:
             retention=timedelta(days=self.settings.outbox_retention_days),
         )
         self._relay = asyncio.create_task(relay.run(), name="outbox-relay")
+        self._workers = [
+            asyncio.create_task(worker(self.db, self.connection), name="broker-worker")
+            for worker in self.definition.broker_workers
+        ]
         log.info("broker connected", consuming=sorted(self.consumer.subscriptions))
 
     async def _close_connection(self) -> None:
@@ -136,7 +146,7 @@ class Broker:
 
     async def stop(self) -> None:
         await self.consumer.stop()
-        for task in (self._setup, self._relay):
+        for task in (self._setup, self._relay, *self._workers):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):

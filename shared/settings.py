@@ -5,12 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-SERVICES = ("intake", "need_analyzer", "feedback", "improvement")
-DEFAULT_PORTS = {"intake": 8000, "need_analyzer": 8001, "feedback": 8002, "improvement": 8003}
+SERVICES = ("intake", "need_analyzer", "feedback", "improvement", "webhooks")
+DEFAULT_PORTS = {
+    "intake": 8000,
+    "need_analyzer": 8001,
+    "feedback": 8002,
+    "improvement": 8003,
+    "webhooks": 8005,
+}
 ADMIN_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/kefu"
 
 
@@ -92,6 +98,47 @@ class Settings(BaseSettings):
 
     def service_port(self, service: str) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS[service]
+
+
+class WebhookSettings(BaseSettings):
+    """``KEFU_WEBHOOKS_*``: read by the webhooks service and by `kefu setup`, which declares one
+    delay queue per step of the retry schedule."""
+
+    model_config = SettingsConfigDict(env_prefix="KEFU_WEBHOOKS_", extra="ignore")
+    # Seconds to wait before each retry: seconds first (a receiver that restarts), then hours
+    # (a receiver that is down for the night). The last step's failure fails the delivery.
+    retry_schedule: str = "5,30,120,600,1800,3600,7200,14400,28800"
+    # Private, loopback and link-local targets are refused (server-side request forgery)
+    # unless an operator allows them (local tests, a developer's own receiver).
+    allow_private_targets: bool = False
+    # Every call is bounded: connecting, and the whole request with its answer.
+    connect_timeout_seconds: float = 5.0
+    timeout_seconds: float = 15.0
+    # Consecutive failed attempts after which an endpoint is paused until someone resumes it.
+    circuit_failures: int = Field(default=20, ge=1)
+    # Calls in flight to one endpoint, at most (per process); a webhook may ask for fewer.
+    max_in_flight: int = Field(default=8, ge=1, le=100)
+    # Jobs the delivery worker takes from the broker at once (all endpoints together).
+    prefetch: int = Field(default=100, ge=1)
+    # How long a job for an endpoint that is at its limit waits before it is tried again.
+    busy_delay_seconds: float = Field(default=1.0, gt=0)
+    dispatch_poll_seconds: float = Field(default=0.5, gt=0)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_is_seconds(cls, value: str) -> str:
+        steps = [step.strip() for step in value.split(",") if step.strip()]
+        if not steps or any(float(step) <= 0 for step in steps):
+            raise ValueError("KEFU_WEBHOOKS_RETRY_SCHEDULE: positive seconds, comma-separated")
+        return ",".join(steps)
+
+    def retry_delays(self) -> list[float]:
+        return [float(step) for step in self.retry_schedule.split(",")]
+
+
+@lru_cache
+def get_webhook_settings() -> WebhookSettings:
+    return WebhookSettings()
 
 
 def role_name(service: str) -> str:

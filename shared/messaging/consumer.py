@@ -110,6 +110,18 @@ class Subscription(Generic[E]):
         return self.model.TYPE
 
 
+@dataclass(frozen=True)
+class EnvelopeSubscription:
+    """A handler that needs the whole CloudEvents envelope of each event (webhooks forwards it
+    as it is), not only its typed data."""
+
+    type: str
+    handle: Callable[[Sequence[CloudEvent], UnitOfWork], Awaitable[None]]
+
+
+AnySubscription = Subscription[Any] | EnvelopeSubscription
+
+
 def subscribe(
     model: type[E], handle: Callable[[Sequence[E], UnitOfWork], Awaitable[None]]
 ) -> Subscription[E]:
@@ -146,7 +158,7 @@ class Consumer:
         service: str,
         db: Database,
         inbox: Table,
-        subscriptions: Sequence[Subscription[Any]],
+        subscriptions: Sequence[AnySubscription],
         prefetch: int,
         batch_size: int,
         delivery_limit: int,
@@ -412,14 +424,18 @@ class Consumer:
                         uow, self.inbox, [delivery.event for delivery in deliveries]
                     )
                     handled: set[Any] = set()
-                    by_type: dict[str, list[EventData]] = {}
+                    by_type: dict[str, list[Delivery]] = {}
                     for delivery in deliveries:
                         # The same event delivered twice in one batch is handled once.
                         if delivery.event.id in fresh and delivery.event.id not in handled:
                             handled.add(delivery.event.id)
-                            by_type.setdefault(delivery.event.type, []).append(delivery.data)
+                            by_type.setdefault(delivery.event.type, []).append(delivery)
                     for event_type, items in by_type.items():
-                        await self.subscriptions[event_type].handle(items, uow)
+                        subscription = self.subscriptions[event_type]
+                        if isinstance(subscription, EnvelopeSubscription):
+                            await subscription.handle([item.event for item in items], uow)
+                        else:
+                            await subscription.handle([item.data for item in items], uow)
                 return handled
             except Exception as exc:
                 if isinstance(exc, PermanentFailure):

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
+from shared.contracts import EVENT_TYPES
+
 EVENTS_EXCHANGE = "kefu.events"
 DEAD_LETTER_EXCHANGE = "kefu.dlx"
 ARCHIVE_QUEUE = "kefu.events.archive"
@@ -28,7 +30,13 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {
         "kefu.issue.analyzed",
         "kefu.satisfaction.evaluated",
     ),
+    # Every event may be some webhook's: it fans each one out to the endpoints that match.
+    "webhooks": tuple(EVENT_TYPES),
 }
+
+# The webhooks service's own work: one job per delivery attempt, on a queue of its own, and a
+# delay queue per step of its retry schedule whose expired jobs are dead-lettered back to it.
+WEBHOOK_JOBS_QUEUE = "kefu.webhooks.deliveries"
 
 
 def binding_keys(event_types: Iterable[str]) -> list[str]:
@@ -114,16 +122,48 @@ async def declare_service_queue(
     return queue
 
 
+def webhook_delay_queue_name(delay_seconds: float) -> str:
+    """Named by its delay, so a changed schedule declares new queues instead of clashing."""
+    return f"kefu.webhooks.delay.{round(delay_seconds * 1000)}ms"
+
+
+async def declare_webhook_queues(
+    channel: AbstractChannel, delays: Iterable[float]
+) -> AbstractQueue:
+    """The delivery jobs' quorum queue and one delay queue per distinct delay. A job waits in
+    its delay queue for the queue's TTL, then is dead-lettered (at least once) to the jobs
+    queue through the default exchange: retries survive a restart of the service or broker."""
+    jobs = await channel.declare_queue(
+        WEBHOOK_JOBS_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    for delay in sorted(set(delays)):
+        await channel.declare_queue(
+            webhook_delay_queue_name(delay),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": round(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": WEBHOOK_JOBS_QUEUE,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+    return jobs
+
+
 async def declare_topology(
     channel: AbstractChannel,
     *,
     delivery_limit: int,
     max_age: str,
     max_bytes: int,
+    webhook_delays: Iterable[float] = (),
     consumes: Mapping[str, Iterable[str]] = CONSUMES,
 ) -> list[str]:
     """Everything the services need on the broker: the exchange, the archive stream, the DLX,
-    and every consuming service's queue, its bindings and its DLQ. Returns the queues' names."""
+    every consuming service's queue, its bindings and its DLQ, and the webhooks' job and delay
+    queues. Returns the queues' names."""
     await declare_events_exchange(channel)
     await declare_archive(channel, max_age=max_age, max_bytes=max_bytes)
     queues = []
@@ -132,4 +172,8 @@ async def declare_topology(
         if keys:
             await declare_service_queue(channel, service, keys, delivery_limit=delivery_limit)
             queues.append(service_queue_name(service))
+    delays = list(webhook_delays)
+    await declare_webhook_queues(channel, delays)
+    queues.append(WEBHOOK_JOBS_QUEUE)
+    queues.extend(webhook_delay_queue_name(delay) for delay in sorted(set(delays)))
     return queues

@@ -18,6 +18,10 @@ def _subscribed(service: str) -> set[str]:
         from services.feedback.handlers import subscriptions
 
         return {s.type for s in subscriptions}
+    if service == "webhooks":
+        from services.webhooks.handlers import make_subscriptions as webhook_subscriptions
+
+        return {s.type for s in webhook_subscriptions()}
     if service == "improvement":
         from services.improvement.handlers import make_subscriptions
 

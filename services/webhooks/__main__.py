@@ -1,0 +1,4 @@
+from services.webhooks.bootstrap import definition
+from shared.service import run
+
+run(definition)

@@ -1,0 +1,18 @@
+"""Composition root of webhooks."""
+
+from services.webhooks.adapters import tables
+from services.webhooks.entrypoints.deliveries import Deliveries
+from services.webhooks.entrypoints.http import router
+from services.webhooks.handlers import make_subscriptions
+from shared.service import ServiceDefinition
+from shared.settings import get_webhook_settings
+
+definition = ServiceDefinition(
+    name="webhooks",
+    outbox=tables.outbox,
+    inbox=tables.inbox,
+    api_keys=tables.api_keys,
+    routers=[router],
+    subscriptions=make_subscriptions(),
+    broker_workers=[Deliveries(get_webhook_settings()).run],
+)

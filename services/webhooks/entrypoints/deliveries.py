@@ -1,0 +1,251 @@
+"""The delivery loop, through the broker:
+
+- the dispatcher hands every delivery that no job carries yet (new, redelivered by hand, or
+  released by a resume) to the jobs queue, confirmed, then records the job's chain;
+- the worker takes jobs from that queue and calls the receiver; a failed try is published to
+  the delay queue of the schedule's next step (its TTL expires it back to the jobs queue) and
+  only then acked, so a job is never lost between tries: at least once, end to end;
+- an endpoint at its limit of calls in flight sends its job round a short delay queue instead
+  of holding a prefetch slot, so a slow or dead receiver never holds back the others;
+- an endpoint whose circuit opened holds its deliveries (``paused``) until it is resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import Counter as Tally
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from pamqp.commands import Basic
+from prometheus_client import Counter, Histogram
+
+from services.webhooks.adapters import repository as repo
+from services.webhooks.adapters.sender import Sender
+from services.webhooks.domain.attempts import decide, describe
+from shared.db import Database
+from shared.logging import get_logger
+from shared.messaging.topology import (
+    WEBHOOK_JOBS_QUEUE,
+    declare_webhook_queues,
+    webhook_delay_queue_name,
+)
+from shared.settings import WebhookSettings
+
+log = get_logger(__name__)
+
+ATTEMPTS = Counter("kefu_webhook_attempts_total", "Calls to receivers, by outcome", ["outcome"])
+CALL_SECONDS = Histogram(
+    "kefu_webhook_call_seconds",
+    "Duration of one call to a receiver",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DEFERRED = Counter(
+    "kefu_webhook_deferred_total", "Jobs sent round the busy delay: their endpoint was at its limit"
+)
+
+
+def job(delivery_id: uuid.UUID, chain: uuid.UUID, try_number: int) -> aio_pika.Message:
+    return aio_pika.Message(
+        json.dumps(
+            {"delivery_id": str(delivery_id), "chain": str(chain), "try": try_number}
+        ).encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+async def publish_confirmed(
+    channel: AbstractChannel, message: aio_pika.Message, queue: str
+) -> None:
+    confirmation = await asyncio.wait_for(
+        channel.default_exchange.publish(message, routing_key=queue, mandatory=True, timeout=10),
+        15,
+    )
+    if not isinstance(confirmation, Basic.Ack):
+        raise RuntimeError(f"broker answered {confirmation!r}")
+
+
+class Deliveries:
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
+        self.schedule = settings.retry_delays()
+        self._in_flight: Tally[uuid.UUID] = Tally()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, db: Database, connection: AbstractRobustConnection) -> None:
+        """Both loops, until cancelled."""
+        sender = Sender(
+            connect_timeout=self.settings.connect_timeout_seconds,
+            timeout=self.settings.timeout_seconds,
+            allow_private=self.settings.allow_private_targets,
+            connections=self.settings.prefetch,
+        )
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare_webhook_queues(channel, [*self.schedule, self.settings.busy_delay_seconds])
+        consumer = await connection.channel()
+        await consumer.set_qos(prefetch_count=self.settings.prefetch)
+        queue = await consumer.get_queue(WEBHOOK_JOBS_QUEUE)
+
+        async def arrive(message: AbstractIncomingMessage) -> None:
+            task = asyncio.create_task(self._work(db, channel, sender, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        tag = await queue.consume(arrive)
+        try:
+            await self._dispatch(db, channel)
+        finally:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await sender.close()
+
+    # ------------------------------------------------------------------ dispatcher
+
+    async def _dispatch(self, db: Database, channel: AbstractChannel) -> None:
+        backoff = 0.0
+        while True:
+            try:
+                while await self.dispatch_once(db, channel) == 100:
+                    pass
+                backoff = 0.0
+                await asyncio.sleep(self.settings.dispatch_poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(max(backoff * 2, 0.5), 5.0)
+                log.warning("webhook dispatcher paused", error=repr(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+
+    async def dispatch_once(self, db: Database, channel: AbstractChannel) -> int:
+        """Jobs for up to 100 deliveries; the chain is recorded only once the job is confirmed
+        (a job whose chain was never recorded is dropped by the worker)."""
+        async with db.unit_of_work() as uow:
+            ids = await repo.claim_unqueued(uow.session, 100)
+            chains = {delivery_id: uuid.uuid4() for delivery_id in ids}
+            results = await asyncio.gather(
+                *(
+                    publish_confirmed(channel, job(delivery_id, chain, 1), WEBHOOK_JOBS_QUEUE)
+                    for delivery_id, chain in chains.items()
+                ),
+                return_exceptions=True,
+            )
+            sent = {
+                delivery_id: chain
+                for (delivery_id, chain), result in zip(chains.items(), results, strict=True)
+                if result is None
+            }
+            await repo.mark_enqueued(uow.session, sent)
+        if len(sent) < len(chains):
+            raise RuntimeError(f"{len(chains) - len(sent)} delivery jobs not confirmed")
+        return len(sent)
+
+    # ------------------------------------------------------------------ worker
+
+    async def _work(
+        self,
+        db: Database,
+        channel: AbstractChannel,
+        sender: Sender,
+        message: AbstractIncomingMessage,
+    ) -> None:
+        try:
+            await self._handle(db, channel, sender, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The database or broker is away: the job goes back and is tried again.
+            log.exception("webhook job failed; returned to the queue")
+            await asyncio.sleep(1)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+        else:
+            with contextlib.suppress(Exception):
+                await message.ack()
+
+    async def _handle(
+        self,
+        db: Database,
+        channel: AbstractChannel,
+        sender: Sender,
+        message: AbstractIncomingMessage,
+    ) -> None:
+        try:
+            body: dict[str, Any] = json.loads(message.body)
+            delivery_id = uuid.UUID(body["delivery_id"])
+            chain = uuid.UUID(body["chain"])
+            try_number = int(body["try"])
+        except (ValueError, KeyError, TypeError):
+            log.error(
+                "not a webhook job; dropped", body=message.body[:200].decode(errors="replace")
+            )
+            return
+        async with db.unit_of_work() as uow:
+            target = await repo.job_target(uow.session, delivery_id)
+            if target is None or target.chain != chain or target.status != "pending":
+                return  # deleted, overtaken by a newer chain, or already settled
+            if target.endpoint_status == "paused":
+                await repo.hold_for_pause(uow.session, delivery_id)
+                return
+        limit = min(target.max_in_flight, self.settings.max_in_flight)
+        if self._in_flight[target.endpoint_id] >= limit:
+            DEFERRED.inc()
+            await publish_confirmed(
+                channel,
+                job(delivery_id, chain, try_number),
+                webhook_delay_queue_name(self.settings.busy_delay_seconds),
+            )
+            return
+        self._in_flight[target.endpoint_id] += 1
+        try:
+            sent = await sender.send(target.url, target.secret, str(target.event_id), target.body)
+        finally:
+            self._in_flight[target.endpoint_id] -= 1
+            if not self._in_flight[target.endpoint_id]:
+                del self._in_flight[target.endpoint_id]
+        CALL_SECONDS.observe(sent.duration_ms / 1000)
+        failed = not sent.attempt.succeeded
+        async with db.unit_of_work() as uow:
+            failures = await repo.count_failure(uow.session, target.endpoint_id, failed=failed)
+            decision = decide(
+                sent.attempt,
+                try_number=try_number,
+                schedule=self.schedule,
+                consecutive_failures=failures,
+                circuit_failures=self.settings.circuit_failures,
+            )
+            ATTEMPTS.labels(decision.outcome).inc()
+            if decision.pause_reason is not None:
+                await repo.pause_endpoint(uow.session, target.endpoint_id, decision.pause_reason)
+                log.warning(
+                    "webhook paused", webhook=str(target.endpoint_id), reason=decision.pause_reason
+                )
+            await repo.record_attempt(
+                uow.session,
+                delivery_id,
+                status="pending" if decision.outcome == "retry" else decision.outcome,
+                at=sent.at,
+                status_code=sent.attempt.status_code,
+                error=None if sent.attempt.succeeded else describe(sent.attempt),
+                response=sent.response,
+                duration_ms=sent.duration_ms,
+                next_attempt_at=sent.at + timedelta(seconds=decision.retry_in)
+                if decision.retry_in is not None
+                else None,
+            )
+            if decision.retry_in is not None:
+                # Inside the transaction: if the retry cannot be queued, nothing is recorded
+                # and the job comes back.
+                await publish_confirmed(
+                    channel,
+                    job(delivery_id, chain, try_number + 1),
+                    webhook_delay_queue_name(decision.retry_in),
+                )
