@@ -1,7 +1,7 @@
 """Composition root of intake."""
 
 from services.intake.adapters import tables
-from services.intake.entrypoints.http import router
+from services.intake.entrypoints.http import contract, router
 from shared.service import ServiceDefinition
 
 definition = ServiceDefinition(
@@ -9,5 +9,5 @@ definition = ServiceDefinition(
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,
-    routers=[router],
+    routers=[router, contract],
 )

@@ -31,6 +31,7 @@ from services.intake.entrypoints.schemas import (
     IssueView,
     ProblemDetails,
 )
+from shared import asyncapi
 from shared.auth import Principal, authorize, require
 from shared.db import Database
 from shared.errors import DomainError
@@ -245,3 +246,13 @@ async def submit_feedback(
             cmd, uow, default_region=settings.default_phone_region
         )
     return _feedback_answer(result)
+
+
+contract = APIRouter()
+_ASYNCAPI = asyncapi.document()  # the contract cannot change while the process runs
+
+
+@contract.get("/asyncapi.json", tags=["contract"], response_model=dict[str, Any])
+async def asyncapi_document() -> FastJSON:
+    """The AsyncAPI 3.0 document of every event Kefu publishes (docs/asyncapi.json)."""
+    return FastJSON(_ASYNCAPI)
