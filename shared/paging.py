@@ -13,12 +13,13 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, tuple_
+from sqlalchemy import ColumnElement, and_, or_, tuple_
 
 from shared.errors import InvalidInput
 
@@ -38,6 +39,46 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     # Pass it as ``cursor`` for the next page; null on the last page.
     next_cursor: str | None = None
+
+
+# Lists that paged by offset before cursors keep answering their old parameters.
+Offset = Annotated[int | None, Query(ge=0, le=1_000_000, description="deprecated: use cursor")]
+WithTotal = Annotated[
+    bool, Query(description="also count every matching item (one COUNT; costly on big lists)")
+]
+
+
+class CountedPage(Page[T], Generic[T]):
+    """A page of a list that paged by offset before: ``total`` only when asked for, ``offset``
+    echoed when the deprecated offset was sent."""
+
+    total: int | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a list route asks of its repository: ``limit + 1`` rows after ``key``."""
+
+    limit: int
+    key: tuple[Any, ...] | None = None
+    offset: int | None = None
+    with_total: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        limit: int,
+        cursor: str | None,
+        kinds: Sequence[KeyPart],
+        *,
+        offset: int | None = None,
+        with_total: bool = False,
+    ) -> PageRequest:
+        if cursor is not None and offset is not None:
+            raise InvalidInput("send cursor or offset, not both", field="offset")
+        key = decode_cursor(cursor, kinds) if cursor else None
+        return cls(limit, key, offset, with_total)
 
 
 def encode_cursor(values: Sequence[Any]) -> str:
@@ -83,12 +124,23 @@ def _typed(kind: KeyPart, value: Any) -> Any:
 
 
 def after(
-    columns: Sequence[ColumnElement[Any]], key: Sequence[Any], *, descending: bool = True
+    columns: Sequence[ColumnElement[Any]],
+    key: Sequence[Any],
+    *,
+    descending: bool | Sequence[bool] = True,
 ) -> ColumnElement[bool]:
-    """Rows that come after ``key`` in the order of ``columns`` (all one direction)."""
-    left = tuple_(*columns)
-    right = tuple_(*key)
-    return left < right if descending else left > right
+    """Rows that come after ``key`` in the order of ``columns`` (each descending or not; the
+    last column must make the order total, e.g. the id)."""
+    directions = [descending] * len(columns) if isinstance(descending, bool) else descending
+    if len(set(directions)) == 1:  # one row comparison, which a composite index serves
+        left, right = tuple_(*columns), tuple_(*key)
+        return left < right if directions[0] else left > right
+    # Mixed directions: (a after) or (a equal and b after) or ...
+    alternatives = []
+    for index, (column, value, down) in enumerate(zip(columns, key, directions, strict=True)):
+        equal_before = [c == v for c, v in zip(columns[:index], key[:index], strict=True)]
+        alternatives.append(and_(*equal_before, column < value if down else column > value))
+    return or_(*alternatives)
 
 
 def page_of(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +12,13 @@ from sqlalchemy import Row
 
 from services.intake.adapters import repository as repo
 from services.intake.adapters.accept import IssueStore, NewIssue
-from services.intake.domain.commands import CustomerIn, ResolveIssue, SubmitFeedback, SubmitIssue
+from services.intake.domain.commands import (
+    CustomerIn,
+    IssueSearch,
+    ResolveIssue,
+    SubmitFeedback,
+    SubmitIssue,
+)
 from services.intake.domain.customers import normalize_contacts
 from shared.contracts import (
     CustomerRef,
@@ -250,18 +256,48 @@ async def get_issue(issue_id: uuid.UUID, uow: UnitOfWork) -> dict[str, Any]:
     if issue is None:
         raise NotFound(f"no issue {issue_id}", field="issue_id")
     customer = await repo.get_customer(uow.session, issue.customer_id)
+    return _issue_view(issue._mapping, _customer_ref(customer))
+
+
+async def find_issues(
+    search: IssueSearch, uow: UnitOfWork, *, limit: int, key: tuple[Any, ...] | None
+) -> list[dict[str, Any]]:
+    """Up to ``limit + 1`` issues, newest first (the extra one says more follow)."""
+    if (
+        search.received_since is not None
+        and search.received_until is not None
+        and search.received_until <= search.received_since
+    ):
+        raise InvalidInput("must be after received_since", field="received_until")
+    rows = await repo.issue_page(uow.session, search, limit=limit, key=key)
+    return [
+        _issue_view(
+            row._mapping,
+            CustomerRef(
+                customer_id=row.customer_id,
+                name=row.customer_name,
+                email=row.customer_email,
+                phone=row.customer_phone,
+                external_id=row.customer_external_id,
+            ),
+        )
+        for row in rows
+    ]
+
+
+def _issue_view(issue: Mapping[Any, Any], customer: CustomerRef) -> dict[str, Any]:
     return {
-        "issue_id": issue.id,
-        "channel": issue.channel,
-        "external_id": issue.external_id,
-        "customer": _customer_ref(customer).model_dump(mode="json"),
-        "subject": issue.subject,
-        "text": issue.text,
-        "language": issue.language,
-        "metadata": issue._mapping["metadata"],
-        "occurred_at": issue.occurred_at,
-        "received_at": issue.received_at,
-        "status": "resolved" if issue.resolution else "received",
-        "resolved_at": issue.resolved_at,
-        "resolution": issue.resolution,
+        "issue_id": issue["id"],
+        "channel": issue["channel"],
+        "external_id": issue["external_id"],
+        "customer": customer.model_dump(mode="json"),
+        "subject": issue["subject"],
+        "text": issue["text"],
+        "language": issue["language"],
+        "metadata": issue["metadata"],
+        "occurred_at": issue["occurred_at"],
+        "received_at": issue["received_at"],
+        "status": "resolved" if issue["resolution"] else "received",
+        "resolved_at": issue["resolved_at"],
+        "resolution": issue["resolution"],
     }

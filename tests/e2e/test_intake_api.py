@@ -301,3 +301,48 @@ async def test_the_lean_issue_route_keeps_the_documented_contract(
     metrics = (await client.get("/metrics")).text
     assert 'handler="/v1/issues",method="POST",status="2xx"' in metrics
     assert 'handler="/v1/issues",method="POST",status="4xx"' in metrics
+
+
+async def test_issues_are_listed_filtered_and_paged(client: httpx.AsyncClient) -> None:
+    word = f"paging{uuid.uuid4().hex[:8]}"
+    posted = []
+    for index in range(3):
+        answer = await client.post(
+            "/v1/issues", json=issue(text=f"{word} 退款 {index}", channel="sms")
+        )
+        posted.append(answer.json()["issue_id"])
+    first = await client.get("/v1/issues", params={"q": word, "limit": 2})
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [item["issue_id"] for item in page["items"]] == posted[::-1][:2]
+    assert page["items"][0]["customer"]["name"] == "王五" and page["next_cursor"]
+    rest = (
+        await client.get(
+            "/v1/issues", params={"q": word, "limit": 2, "cursor": page["next_cursor"]}
+        )
+    ).json()
+    assert [item["issue_id"] for item in rest["items"]] == [posted[0]] and not rest["next_cursor"]
+    chinese = (await client.get("/v1/issues", params={"q": "退款", "channel": "sms"})).json()
+    assert set(posted) <= {item["issue_id"] for item in chinese["items"]}
+    resolved = (await client.get("/v1/issues", params={"q": word, "status": "resolved"})).json()
+    assert resolved["items"] == []
+    assert_problem(await client.get("/v1/issues", params={"cursor": "x"}), 422, "cursor")
+    assert_problem(await client.get("/v1/issues", params={"channel": "fax"}), 422, "channel")
+    assert_problem(
+        await client.get("/v1/issues", params={"received_since": "2026-11-01T00:00:00"}),
+        422,
+        "received_since",
+    )
+    assert_problem(
+        await client.get(
+            "/v1/issues",
+            params={
+                "received_since": "2026-11-02T00:00:00Z",
+                "received_until": "2026-11-01T00:00:00Z",
+            },
+        ),
+        422,
+        "received_until",
+    )
+    async with httpx.AsyncClient(base_url=str(client.base_url)) as anonymous:
+        assert (await anonymous.get("/v1/issues")).status_code == 401

@@ -16,11 +16,13 @@ from deploy import broker, cli
 from deploy.launcher import ServiceProcesses
 from shared.messaging.topology import (
     CONSUMES,
+    WEBHOOK_JOBS_QUEUE,
     binding_keys,
     dead_letter_queue_name,
     service_queue_name,
+    webhook_delay_queue_name,
 )
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, get_webhook_settings
 from tests.support import (
     BOOTSTRAP_KEY,
     event_tap,
@@ -61,7 +63,14 @@ async def test_an_issue_posted_before_the_analyzer_first_starts_is_analysed(
     stack: Settings, tmp_path: Path
 ) -> None:
     declared = await broker.declare(stack)  # what `kefu setup` does after the migrations
-    assert declared == [service_queue_name(s) for s, types in CONSUMES.items() if types]
+    service_queues = [service_queue_name(s) for s, types in CONSUMES.items() if types]
+    assert declared[: len(service_queues)] == service_queues
+    # Then the webhooks' jobs queue and one delay queue per distinct step of the schedule.
+    delays = get_webhook_settings().retry_delays()
+    assert declared[len(service_queues) :] == [
+        WEBHOOK_JOBS_QUEUE,
+        *(webhook_delay_queue_name(delay) for delay in sorted(set(delays))),
+    ]
 
     intake = _group(stack, "intake", tmp_path)
     intake.start("intake")

@@ -33,6 +33,7 @@ from services.improvement.adapters.tables import followups, issues, proposals, t
 from services.improvement.domain.followups import ACTIVE_PROPOSAL, Followup, Issue, Theme
 from services.improvement.domain.themes import ThemeKind, ThemeStats, Thresholds
 from shared.db import lock_for_transaction
+from shared.paging import PageRequest, after
 
 _THEME_COLUMN = {"intent": issues.c.intent, "need": issues.c.need_key}
 _ISSUE_FIELDS = [f.name for f in fields(Issue)]
@@ -211,17 +212,16 @@ async def followup_page(
     status: str | None,
     issue_id: uuid.UUID | None,
     intent: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[int, list[Followup]]:
-    """Newest first."""
+    page: PageRequest,
+) -> tuple[int | None, list[Followup]]:
+    """Newest first; up to ``page.limit + 1`` rows (the extra one says more follow)."""
     conditions = _present(
         followups.c.status == status if status else None,
         followups.c.issue_id == issue_id if issue_id else None,
         followups.c.intent == intent if intent else None,
     )
-    order = [followups.c.created_at.desc(), followups.c.id]
-    total, rows = await _page(session, followups, conditions, order, limit, offset)
+    order = [(followups.c.created_at, True), (followups.c.id, True)]
+    total, rows = await _page(session, followups, conditions, order, page)
     return total, [Followup(**row._asdict()) for row in rows]
 
 
@@ -390,15 +390,15 @@ async def proposal_for_update(session: AsyncSession, proposal_id: uuid.UUID) -> 
 
 
 async def proposal_page(
-    session: AsyncSession, *, status: str | None, theme_kind: str | None, limit: int, offset: int
-) -> tuple[int, list[Row[Any]]]:
-    """Highest priority first."""
+    session: AsyncSession, *, status: str | None, theme_kind: str | None, page: PageRequest
+) -> tuple[int | None, list[Row[Any]]]:
+    """Highest priority first, then the oldest; up to ``page.limit + 1`` rows."""
     conditions = _present(
         proposals.c.status == status if status else None,
         proposals.c.theme_kind == theme_kind if theme_kind else None,
     )
-    order = [proposals.c.priority.desc(), proposals.c.opened_at, proposals.c.id]
-    return await _page(session, proposals, conditions, order, limit, offset)
+    order = [(proposals.c.priority, True), (proposals.c.opened_at, False), (proposals.c.id, False)]
+    return await _page(session, proposals, conditions, order, page)
 
 
 # ------------------------------------------------------------------ paging
@@ -412,12 +412,19 @@ async def _page(
     session: AsyncSession,
     table: Table,
     conditions: list[ColumnElement[bool]],
-    order: list[Any],
-    limit: int,
-    offset: int,
-) -> tuple[int, list[Row[Any]]]:
-    total = await session.scalar(select(func.count()).select_from(table).where(*conditions))
-    rows = await session.execute(
-        select(table).where(*conditions).order_by(*order).limit(limit).offset(offset)
-    )
-    return total or 0, list(rows)
+    order: Sequence[tuple[ColumnElement[Any], bool]],
+    page: PageRequest,
+) -> tuple[int | None, list[Row[Any]]]:
+    """A page by its cursor (or by the deprecated offset); the count only when asked for."""
+    total = None
+    if page.with_total:
+        total = await session.scalar(select(func.count()).select_from(table).where(*conditions))
+    columns = [column for column, _ in order]
+    statement = select(table).where(*conditions)
+    if page.key is not None:
+        statement = statement.where(
+            after(columns, page.key, descending=[down for _, down in order])
+        )
+    statement = statement.order_by(*(c.desc() if down else c.asc() for c, down in order))
+    rows = await session.execute(statement.limit(page.limit + 1).offset(page.offset or 0))
+    return total, list(rows)

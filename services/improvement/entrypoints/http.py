@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 from services.improvement.adapters import repository as repo
@@ -24,13 +24,12 @@ from shared.contracts import (
     Verdict,
 )
 from shared.http import DatabaseDep
+from shared.paging import CountedPage, Cursor, Limit, Offset, PageRequest, WithTotal, page_of
 from shared.validation import NoNul
 
 router = APIRouter(prefix="/v1")
 CanRead = Annotated[Principal, Depends(require("improvements:read"))]
 CanWrite = Annotated[Principal, Depends(require("improvements:write"))]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), NoNul]
 By = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 
@@ -66,10 +65,8 @@ class FollowupRead(BaseModel):
     updated_at: datetime
 
 
-class FollowupPage(BaseModel):
-    total: int
-    offset: int
-    items: list[FollowupRead]
+FOLLOWUP_KEY = (datetime, uuid.UUID)  # created_at, id
+PROPOSAL_KEY = (float, datetime, uuid.UUID)  # priority, opened_at, id
 
 
 class ProposalRead(BaseModel):
@@ -92,13 +89,7 @@ class ProposalRead(BaseModel):
         return theme_name(self.theme_kind, self.theme_key)
 
 
-class ProposalPage(BaseModel):
-    total: int
-    offset: int
-    items: list[ProposalRead]
-
-
-@router.get("/followups", response_model=FollowupPage)
+@router.get("/followups", response_model=CountedPage[FollowupRead])
 async def list_followups(
     db: DatabaseDep,
     _: CanRead,
@@ -106,15 +97,22 @@ async def list_followups(
     issue_id: uuid.UUID | None = None,
     intent: Intent | None = None,
     limit: Limit = 50,
-    offset: Offset = 0,
-) -> FollowupPage:
-    """Newest first."""
+    cursor: Cursor = None,
+    offset: Offset = None,
+    total: WithTotal = False,
+) -> CountedPage[FollowupRead]:
+    """Newest first. Page with ``cursor`` (the answer's ``next_cursor``)."""
+    page = PageRequest.of(limit, cursor, FOLLOWUP_KEY, offset=offset, with_total=total)
     async with db.unit_of_work() as uow:
-        total, rows = await repo.followup_page(
-            uow.session, status=status, issue_id=issue_id, intent=intent, limit=limit, offset=offset
+        count, rows = await repo.followup_page(
+            uow.session, status=status, issue_id=issue_id, intent=intent, page=page
         )
-    return FollowupPage(
-        total=total, offset=offset, items=[FollowupRead.model_validate(row) for row in rows]
+    items, next_cursor = page_of(rows, limit, lambda row: (row.created_at, row.id))
+    return CountedPage(
+        items=[FollowupRead.model_validate(row) for row in items],
+        next_cursor=next_cursor,
+        total=count,
+        offset=offset,
     )
 
 
@@ -129,22 +127,29 @@ async def move_followup(
     return FollowupRead.model_validate(followup)
 
 
-@router.get("/improvements", response_model=ProposalPage)
+@router.get("/improvements", response_model=CountedPage[ProposalRead])
 async def list_improvements(
     db: DatabaseDep,
     _: CanRead,
     status: ProposalStatus | None = None,
     theme_kind: Literal["intent", "need"] | None = None,
     limit: Limit = 50,
-    offset: Offset = 0,
-) -> ProposalPage:
-    """Highest priority first, each with its evidence."""
+    cursor: Cursor = None,
+    offset: Offset = None,
+    total: WithTotal = False,
+) -> CountedPage[ProposalRead]:
+    """Highest priority first, each with its evidence. Page with ``cursor``."""
+    page = PageRequest.of(limit, cursor, PROPOSAL_KEY, offset=offset, with_total=total)
     async with db.unit_of_work() as uow:
-        total, rows = await repo.proposal_page(
-            uow.session, status=status, theme_kind=theme_kind, limit=limit, offset=offset
+        count, rows = await repo.proposal_page(
+            uow.session, status=status, theme_kind=theme_kind, page=page
         )
-    return ProposalPage(
-        total=total, offset=offset, items=[ProposalRead.model_validate(row) for row in rows]
+    items, next_cursor = page_of(rows, limit, lambda row: (row.priority, row.opened_at, row.id))
+    return CountedPage(
+        items=[ProposalRead.model_validate(row) for row in items],
+        next_cursor=next_cursor,
+        total=count,
+        offset=offset,
     )
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, text, update
+from sqlalchemy import Row, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.adapters.tables import customers, feedback, issues
+from services.intake.domain.commands import IssueSearch
 from services.intake.domain.customers import Contacts
+from shared.paging import after
 
 
 async def find_or_create_customer(session: AsyncSession, contacts: Contacts) -> Row[Any]:
@@ -84,3 +88,45 @@ async def insert_feedback(session: AsyncSession, **values: Any) -> bool:
         .returning(feedback.c.id)
     )
     return inserted.first() is not None
+
+
+_ISSUE_WITH_CUSTOMER = select(
+    issues, *(column.label(f"customer_{column.name}") for column in customers.c)
+).select_from(issues.join(customers, customers.c.id == issues.c.customer_id))
+
+
+async def issue_page(
+    session: AsyncSession, search: IssueSearch, *, limit: int, key: tuple[Any, ...] | None
+) -> Sequence[Row[Any]]:
+    """Newest first, each with its customer (``customer_*``); up to ``limit + 1`` rows."""
+    statement = _ISSUE_WITH_CUSTOMER
+    if search.channel is not None:
+        statement = statement.where(issues.c.channel == search.channel)
+    if search.customer_id is not None:
+        statement = statement.where(issues.c.customer_id == search.customer_id)
+    if search.status == "resolved":
+        statement = statement.where(issues.c.resolved_at.is_not(None))
+    elif search.status == "received":
+        statement = statement.where(issues.c.resolved_at.is_(None))
+    if search.received_since is not None:
+        statement = statement.where(issues.c.received_at >= search.received_since)
+    if search.received_until is not None:
+        statement = statement.where(issues.c.received_at < search.received_until)
+    if search.text is not None:
+        # Any language as a substring (Chinese has no spaces to split on), and English by
+        # its stems as well ("refunds" finds "refund").
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.text) + "%"
+        statement = statement.where(
+            or_(
+                issues.c.text.ilike(pattern, escape="\\"),
+                issues.c.subject.ilike(pattern, escape="\\"),
+                func.to_tsvector("english", issues.c.text).op("@@")(
+                    func.plainto_tsquery("english", search.text)
+                ),
+            )
+        )
+    if key is not None:
+        statement = statement.where(after([issues.c.received_at, issues.c.id], key))
+    statement = statement.order_by(issues.c.received_at.desc(), issues.c.id.desc())
+    rows: Sequence[Row[Any]] = (await session.execute(statement.limit(limit + 1))).all()
+    return rows

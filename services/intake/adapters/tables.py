@@ -55,6 +55,8 @@ issues = Table(
     UniqueConstraint("channel", "external_id"),
 )
 Index("ix_issues_customer_id", issues.c.customer_id)
+# GET /v1/issues: newest first, paged by (received_at, id).
+Index("ix_issues_received_at_id", issues.c.received_at, issues.c.id)
 
 feedback = Table(
     "feedback",

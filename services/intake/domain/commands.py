@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Annotated, Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -128,3 +130,15 @@ class ResolveIssue(_Command):
     summary: LongText
     code: ShortText | None = None
     resolved_at: Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class IssueSearch:
+    """The filters of ``GET /v1/issues``; None: any."""
+
+    channel: Channel | None = None
+    customer_id: uuid.UUID | None = None
+    status: Literal["received", "resolved"] | None = None
+    received_since: datetime | None = None
+    received_until: datetime | None = None
+    text: str | None = None

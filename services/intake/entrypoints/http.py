@@ -9,9 +9,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from datetime import datetime
+from typing import Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
@@ -19,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from services.intake import handlers
 from services.intake.adapters.accept import IssueStore, open_issue_store
 from services.intake.domain.commands import (
+    IssueSearch,
     ResolveIssue,
     SubmitFeedback,
     SubmitIssue,
@@ -33,11 +35,14 @@ from services.intake.entrypoints.schemas import (
 )
 from shared import asyncapi
 from shared.auth import Principal, authorize, require
+from shared.contracts import Channel
 from shared.db import Database
 from shared.errors import DomainError
 from shared.http import DatabaseDep, FastJSON, SettingsDep
+from shared.paging import Cursor, Limit, Page, decode_cursor, page_of
 from shared.problems import domain_problem, validation_problem
 from shared.settings import Settings
+from shared.validation import NoNul, Timestamp
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,32 @@ async def submit_issue_batch(
                 "duplicate": answer.duplicate,
             }
     return FastJSON({"results": results})
+
+
+@router.get("/issues", response_model=Page[IssueView], responses=_REFUSALS)
+async def list_issues(
+    db: DatabaseDep,
+    _: CanReadIssues,
+    channel: Channel | None = None,
+    customer_id: uuid.UUID | None = None,
+    status: Literal["received", "resolved"] | None = None,
+    received_since: Annotated[Timestamp | None, Query(description="at or after")] = None,
+    received_until: Annotated[Timestamp | None, Query(description="before")] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="words in the subject or text (zh, en)"),
+        NoNul,
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[dict[str, Any]]:
+    """Issues, newest first (by ``received_at``), filtered; page with ``cursor``."""
+    key = decode_cursor(cursor, (datetime, uuid.UUID)) if cursor else None
+    search = IssueSearch(channel, customer_id, status, received_since, received_until, q)
+    async with db.unit_of_work() as uow:
+        views = await handlers.find_issues(search, uow, limit=limit, key=key)
+    items, next_cursor = page_of(views, limit, lambda view: (view["received_at"], view["issue_id"]))
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
