@@ -83,12 +83,13 @@ class Broker:
 
     @property
     def healthy(self) -> bool:
-        """Set up, connected right now, and relaying."""
+        """Set up, connected right now, relaying, and every broker worker still running."""
         return (
             self.connection is not None
             and self.connection.connected.is_set()
             and self._relay is not None
             and not self._relay.done()
+            and not any(worker.done() for worker in self._workers)
         )
 
     async def start(self) -> None:

@@ -90,8 +90,10 @@ async def insert_feedback(session: AsyncSession, **values: Any) -> bool:
     return inserted.first() is not None
 
 
+# The customer's columns as customer_<name> (its id is the issue's customer_id).
 _ISSUE_WITH_CUSTOMER = select(
-    issues, *(column.label(f"customer_{column.name}") for column in customers.c)
+    issues,
+    *(column.label(f"customer_{column.name}") for column in customers.c if column.name != "id"),
 ).select_from(issues.join(customers, customers.c.id == issues.c.customer_id))
 
 

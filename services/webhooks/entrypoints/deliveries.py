@@ -38,6 +38,7 @@ from shared.messaging.topology import (
 from shared.settings import WebhookSettings
 
 log = get_logger(__name__)
+DISPATCH_BATCH = 100  # deliveries handed to the broker per transaction
 
 ATTEMPTS = Counter("kefu_webhook_attempts_total", "Calls to receivers, by outcome", ["outcome"])
 CALL_SECONDS = Histogram(
@@ -114,7 +115,7 @@ class Deliveries:
         backoff = 0.0
         while True:
             try:
-                while await self.dispatch_once(db, channel) == 100:
+                while await self.dispatch_once(db, channel) == DISPATCH_BATCH:
                     pass
                 backoff = 0.0
                 await asyncio.sleep(self.settings.dispatch_poll_seconds)
@@ -126,10 +127,10 @@ class Deliveries:
                 await asyncio.sleep(backoff)
 
     async def dispatch_once(self, db: Database, channel: AbstractChannel) -> int:
-        """Jobs for up to 100 deliveries; the chain is recorded only once the job is confirmed
+        """Jobs for a batch of deliveries; the chain is recorded only once the job is confirmed
         (a job whose chain was never recorded is dropped by the worker)."""
         async with db.unit_of_work() as uow:
-            ids = await repo.claim_unqueued(uow.session, 100)
+            ids = await repo.claim_unqueued(uow.session, DISPATCH_BATCH)
             chains = {delivery_id: uuid.uuid4() for delivery_id in ids}
             results = await asyncio.gather(
                 *(
