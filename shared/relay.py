@@ -15,6 +15,7 @@ import asyncpg
 from prometheus_client import Counter
 from sqlalchemy import Table, Text, cast, func, select, update
 
+from shared import failpoints
 from shared.db import Database, asyncpg_dsn, is_transient_db_error
 from shared.logging import get_logger
 
@@ -112,6 +113,8 @@ class OutboxRelay:
                 ),
                 return_exceptions=True,
             )
+            # The fault suite dies here: confirmed, not yet marked, so published again.
+            failpoints.crash(f"relay-after-confirm.{self.table.schema}")
             sent = [row.id for row, result in zip(rows, results, strict=True) if result is None]
             failed = [
                 (row.id, result)

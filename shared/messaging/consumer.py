@@ -48,6 +48,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import Table, text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from shared import failpoints
 from shared.contracts import CloudEvent, EventData, UndecodableEvent, decode_event, routing_key
 from shared.db import Database, UnitOfWork, is_transient_db_error
 from shared.errors import PermanentFailure
@@ -84,6 +85,10 @@ class RetriesExhausted(Exception):
     def __init__(self, tries: int, error: BaseException) -> None:
         super().__init__(f"{tries} tries, last: {type(error).__name__}: {error}")
         self.error = error
+
+
+class InjectedPoison(Exception):
+    """A message the fault suite poisoned (shared/failpoints.py): it fails like a bug."""
 
 
 class _Released(Exception):
@@ -426,6 +431,8 @@ class Consumer:
                     handled: set[Any] = set()
                     by_type: dict[str, list[Delivery]] = {}
                     for delivery in deliveries:
+                        if failpoints.poisons(f"poison.{self.service}", delivery.message.body):
+                            raise InjectedPoison(delivery.event.id)
                         # The same event delivered twice in one batch is handled once.
                         if delivery.event.id in fresh and delivery.event.id not in handled:
                             handled.add(delivery.event.id)
