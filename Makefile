@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KEFU := $(VENV)/bin/kefu
 
-.PHONY: run test lint unit bench bench-analyzer bench-report evaluate install services clean
+.PHONY: run test lint unit bench bench-analyzer bench-report chaos evaluate install services clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: install services
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services deploy bench
+	$(VENV)/bin/mypy shared services deploy bench tests/chaos
 
 # Tests make their own database and RabbitMQ vhost, migrate them, and drop them at the end.
 test: install services lint
@@ -41,6 +41,12 @@ bench: install services
 		{ apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } \
 		>/dev/null 2>&1; } || echo "wrk not installed: using the asyncio load generator"
 	$(PY) -m bench.e2e $(BENCH_ARGS)
+
+# The fault suite: its own PostgreSQL and RabbitMQ (never the shared ones), Kefu under load,
+# one fault per scenario; prints the ledger and writes it to tests/chaos/results/.
+# CHAOS_ARGS="--only kill PostgreSQL" runs the scenarios whose names contain those words.
+chaos: install
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
 bench-analyzer: install services
 	$(PY) -m bench.analyzer
