@@ -17,7 +17,8 @@ import aio_pika
 
 from deploy.launcher import ROOT
 from shared.messaging.topology import EVENTS_EXCHANGE, dead_letter_queue_name
-from tests.chaos.harness import CONSUMERS, Kefu, Run, http_client
+from shared.settings import SERVICES
+from tests.chaos.harness import Kefu, Run, http_client
 
 FaultFunction = Callable[[Run], Awaitable[None]]
 
@@ -234,7 +235,7 @@ async def redelivered(run: Run) -> None:
 
 SCENARIOS = (
     Scenario("no fault (baseline)", no_fault),
-    *(Scenario(f"kill -9 {service}", kill(service)) for service in ("intake", *CONSUMERS)),
+    *(Scenario(f"kill -9 {service}", kill(service)) for service in SERVICES),
     Scenario("RabbitMQ stop_app 5 s / start_app", broker_restart),
     Scenario("RabbitMQ close_all_connections", connections_closed),
     Scenario("PostgreSQL restart -m immediate", postgres_restart, allow_503=True),
