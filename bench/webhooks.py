@@ -1,7 +1,7 @@
 """Webhook deliveries to a local receiver: deliveries per second, and the time from an event's
 publication on kefu.events to its arrival at the receiver (p50, p99).
 
-    python -m bench.webhooks [--events 2000] [--endpoints 2] [--rate 0]
+    python -m bench.webhooks [--events 2000] [--endpoints 2] [--max-in-flight 8] [--rate 0]
 
 Starts the webhooks service on an isolated database and vhost, registers ``--endpoints``
 endpoints at one local receiver (every event goes to each), publishes ``--events`` events
@@ -26,13 +26,16 @@ from typing import Any
 import aio_pika
 import httpx
 
+from bench.procs import cpu_seconds
 from deploy.launcher import ServiceProcesses
 from shared.contracts import CustomerRef, IssueReceived, new_event
-from shared.messaging.topology import declare_archive, declare_events_exchange
+from shared.messaging.topology import declare_events_exchange
 from tests.support import BOOTSTRAP_KEY, WebhookReceiver, free_port, isolated_stack, wait_until
 
 
-async def run(events: int, endpoints: int, rate: float, url: str, amqp_url: str) -> dict[str, Any]:
+async def run(
+    events: int, endpoints: int, max_in_flight: int, rate: float, url: str, amqp_url: str
+) -> dict[str, Any]:
     published: dict[str, float] = {}
     async with (
         WebhookReceiver() as receiver,
@@ -43,14 +46,17 @@ async def run(events: int, endpoints: int, rate: float, url: str, amqp_url: str)
         for index in range(endpoints):
             answer = await api.post(
                 "/v1/webhooks",
-                json={"url": receiver.url(f"/e{index}"), "events": ["issue.received"]},
+                json={
+                    "url": receiver.url(f"/e{index}"),
+                    "events": ["issue.received"],
+                    "max_in_flight": max_in_flight,
+                },
             )
             answer.raise_for_status()
         connection = await aio_pika.connect_robust(amqp_url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             exchange = await declare_events_exchange(channel)
-            await declare_archive(channel, max_age="1D", max_bytes=1_000_000_000)
             started = time.perf_counter()
             for number in range(events):
                 event = new_event(
@@ -92,6 +98,7 @@ async def run(events: int, endpoints: int, rate: float, url: str, amqp_url: str)
         return {
             "events": events,
             "endpoints": endpoints,
+            "max_in_flight": max_in_flight,
             "paced_rate": rate or None,
             "deliveries": len(received),
             "lost": wanted - len(pairs),
@@ -106,9 +113,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--endpoints", type=int, default=2)
+    parser.add_argument("--max-in-flight", type=int, default=8, help="per endpoint")
+    parser.add_argument("--log-dir", help="keep the service's log here")
     parser.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as taken)")
     args = parser.parse_args()
-    with isolated_stack() as settings, tempfile.TemporaryDirectory() as logs:
+    with isolated_stack() as settings, tempfile.TemporaryDirectory() as scratch:
+        logs = args.log_dir or scratch
         group = ServiceProcesses(
             settings,
             env={
@@ -123,11 +133,21 @@ def main() -> None:
         group.start_all()
         try:
             group.wait_ready(timeout=60)
+            pid = group.procs["webhooks"].pid
+            cpu_before = cpu_seconds(pid)
             result = asyncio.run(
                 run(
-                    args.events, args.endpoints, args.rate, group.url("webhooks"), settings.amqp_url
+                    args.events,
+                    args.endpoints,
+                    args.max_in_flight,
+                    args.rate,
+                    group.url("webhooks"),
+                    settings.amqp_url,
                 )
             )
+            # What one delivery costs the service, whatever else the machine is doing.
+            spent = cpu_seconds(pid) - cpu_before
+            result["service_cpu_ms_per_delivery"] = round(spent * 1000 / result["deliveries"], 2)
         finally:
             group.stop_all()
     print(json.dumps(result))

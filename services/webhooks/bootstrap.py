@@ -5,7 +5,7 @@ from services.webhooks.entrypoints.deliveries import Deliveries
 from services.webhooks.entrypoints.http import router
 from services.webhooks.handlers import make_subscriptions
 from shared.service import ServiceDefinition
-from shared.settings import get_webhook_settings
+from shared.settings import get_settings, get_webhook_settings
 
 definition = ServiceDefinition(
     name="webhooks",
@@ -14,5 +14,7 @@ definition = ServiceDefinition(
     api_keys=tables.api_keys,
     routers=[router],
     subscriptions=make_subscriptions(),
-    broker_workers=[Deliveries(get_webhook_settings()).run],
+    broker_workers=[
+        Deliveries(get_webhook_settings(), db_connections=get_settings().db_pool_size).run
+    ],
 )

@@ -222,8 +222,42 @@ async def mark_enqueued(session: AsyncSession, chains: dict[uuid.UUID, uuid.UUID
         )
 
 
+_RELEASE = text(
+    """
+    UPDATE webhooks.deliveries AS d SET chain = NULL, enqueued_at = NULL, updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:chains AS uuid[])) AS c(id, chain)
+    WHERE d.id = c.id AND d.chain = c.chain AND d.status = 'pending'
+    """
+).bindparams(bindparam("ids", type_=ARRAY(Uuid)), bindparam("chains", type_=ARRAY(Uuid)))
+
+
+async def release(session: AsyncSession, chains: dict[uuid.UUID, uuid.UUID]) -> None:
+    """Jobs that did not reach the broker: their deliveries go back to the dispatcher."""
+    if chains:
+        await session.execute(_RELEASE, {"ids": list(chains), "chains": list(chains.values())})
+
+
+async def release_stale(session: AsyncSession, older_than: datetime) -> int:
+    """Pending deliveries whose job should have come back long ago (lost between the
+    dispatcher's commit and its publish, say): a new chain supersedes the old one."""
+    released = await session.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.enqueued_at.is_not(None),
+            func.coalesce(
+                deliveries.c.next_attempt_at, deliveries.c.last_attempt_at, deliveries.c.enqueued_at
+            )
+            < older_than,
+        )
+        .values(chain=None, enqueued_at=None, updated_at=func.now())
+        .returning(deliveries.c.id)
+    )
+    return len(released.all())
+
+
 async def job_target(session: AsyncSession, delivery_id: uuid.UUID) -> Any:
-    """A delivery with what its call needs of its endpoint, once no dispatch holds it."""
+    """A delivery with what its call needs of its endpoint."""
     row: Any = (
         await session.execute(
             select(
@@ -240,9 +274,6 @@ async def job_target(session: AsyncSession, delivery_id: uuid.UUID) -> Any:
             )
             .select_from(deliveries.join(endpoints, endpoints.c.id == deliveries.c.endpoint_id))
             .where(deliveries.c.id == delivery_id)
-            # A job can arrive before its dispatcher's commit: the dispatcher holds the row
-            # locked until then, so wait for it and read the chain it recorded.
-            .with_for_update(read=True, of=deliveries)
         )
     ).first()
     return row
@@ -258,11 +289,20 @@ async def hold_for_pause(session: AsyncSession, delivery_id: uuid.UUID) -> None:
 
 async def count_failure(session: AsyncSession, endpoint_id: uuid.UUID, *, failed: bool) -> int:
     """The endpoint's consecutive failures after this attempt (a success clears them)."""
+    if not failed:
+        # Written only when there is something to clear: the calls of a healthy endpoint do
+        # not queue behind each other for its row.
+        await session.execute(
+            update(endpoints)
+            .where(endpoints.c.id == endpoint_id, endpoints.c.consecutive_failures > 0)
+            .values(consecutive_failures=0)
+        )
+        return 0
     count = (
         await session.execute(
             update(endpoints)
             .where(endpoints.c.id == endpoint_id)
-            .values(consecutive_failures=(endpoints.c.consecutive_failures + 1) if failed else 0)
+            .values(consecutive_failures=endpoints.c.consecutive_failures + 1)
             .returning(endpoints.c.consecutive_failures)
         )
     ).scalar_one_or_none()

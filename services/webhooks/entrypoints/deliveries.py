@@ -5,8 +5,9 @@
 - the worker takes jobs from that queue and calls the receiver; a failed try is published to
   the delay queue of the schedule's next step (its TTL expires it back to the jobs queue) and
   only then acked, so a job is never lost between tries: at least once, end to end;
-- an endpoint at its limit of calls in flight sends its job round a short delay queue instead
-  of holding a prefetch slot, so a slow or dead receiver never holds back the others;
+- an endpoint at its limit of calls in flight queues as many jobs again in the process; past
+  that it sends its jobs round a short delay queue instead of holding prefetch slots, so a
+  slow or dead receiver never holds back the others;
 - an endpoint whose circuit opened holds its deliveries (``paused``) until it is resumed.
 """
 
@@ -15,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
-from collections import Counter as Tally
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -26,9 +28,9 @@ from pamqp.commands import Basic
 from prometheus_client import Counter, Histogram
 
 from services.webhooks.adapters import repository as repo
-from services.webhooks.adapters.sender import Sender
+from services.webhooks.adapters.sender import Sender, Sent
 from services.webhooks.domain.attempts import decide, describe
-from shared.db import Database
+from shared.db import Database, is_transient_db_error
 from shared.logging import get_logger
 from shared.messaging.topology import (
     WEBHOOK_JOBS_QUEUE,
@@ -39,6 +41,11 @@ from shared.settings import WebhookSettings
 
 log = get_logger(__name__)
 DISPATCH_BATCH = 100  # deliveries handed to the broker per transaction
+OUTCOME_TRIES = 5  # to record a call's outcome while the database is busy or away
+# A pending delivery whose job has not shown for this long past when it was due is given a new
+# one: longer than any call, busy detour or broker hiccup, short against the retry schedule.
+STALE_AFTER = timedelta(minutes=10)
+SWEEP_SECONDS = 60.0
 
 ATTEMPTS = Counter("kefu_webhook_attempts_total", "Calls to receivers, by outcome", ["outcome"])
 CALL_SECONDS = Histogram(
@@ -72,12 +79,44 @@ async def publish_confirmed(
         raise RuntimeError(f"broker answered {confirmation!r}")
 
 
+class Gate:
+    """One endpoint's calls in flight (at most ``limit``) and the jobs waiting for one."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.users = 0
+        self._calls = asyncio.Semaphore(limit)
+
+    @property
+    def full(self) -> bool:
+        """As many jobs wait as may be in flight: more would hold prefetch slots idle."""
+        return self.users >= 2 * self.limit
+
+    @contextlib.asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        self.users += 1
+        try:
+            async with self._calls:
+                yield
+        finally:
+            self.users -= 1
+
+
 class Deliveries:
-    def __init__(self, settings: WebhookSettings) -> None:
+    def __init__(self, settings: WebhookSettings, *, db_connections: int) -> None:
         self.settings = settings
         self.schedule = settings.retry_delays()
-        self._in_flight: Tally[uuid.UUID] = Tally()
+        self._gates: dict[uuid.UUID, Gate] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Jobs wait their turn here rather than for a pooled connection, whose wait times out:
+        # the dispatcher, the consumer and the API keep the rest of the pool.
+        self._db_turn = asyncio.Semaphore(max(1, db_connections - 3))
+
+    def _gate(self, endpoint_id: uuid.UUID, limit: int) -> Gate:
+        gate = self._gates.get(endpoint_id)
+        if gate is None or (gate.limit != limit and not gate.users):  # new, or limit changed
+            gate = self._gates[endpoint_id] = Gate(limit)
+        return gate
 
     async def run(self, db: Database, connection: AbstractRobustConnection) -> None:
         """Both loops, until cancelled."""
@@ -113,10 +152,14 @@ class Deliveries:
 
     async def _dispatch(self, db: Database, channel: AbstractChannel) -> None:
         backoff = 0.0
+        swept = time.monotonic()
         while True:
             try:
                 while await self.dispatch_once(db, channel) == DISPATCH_BATCH:
                     pass
+                if time.monotonic() - swept > SWEEP_SECONDS:
+                    await self.sweep(db, channel)
+                    swept = time.monotonic()
                 backoff = 0.0
                 await asyncio.sleep(self.settings.dispatch_poll_seconds)
             except asyncio.CancelledError:
@@ -127,27 +170,41 @@ class Deliveries:
                 await asyncio.sleep(backoff)
 
     async def dispatch_once(self, db: Database, channel: AbstractChannel) -> int:
-        """Jobs for a batch of deliveries; the chain is recorded only once the job is confirmed
-        (a job whose chain was never recorded is dropped by the worker)."""
+        """Jobs for a batch of deliveries. Each job's chain is committed before the job is
+        published, so its worker finds it; a job the broker did not confirm is released for
+        the next round (and one lost in a crash in between is released by ``sweep``)."""
         async with db.unit_of_work() as uow:
             ids = await repo.claim_unqueued(uow.session, DISPATCH_BATCH)
             chains = {delivery_id: uuid.uuid4() for delivery_id in ids}
-            results = await asyncio.gather(
-                *(
-                    publish_confirmed(channel, job(delivery_id, chain, 1), WEBHOOK_JOBS_QUEUE)
-                    for delivery_id, chain in chains.items()
-                ),
-                return_exceptions=True,
-            )
-            sent = {
-                delivery_id: chain
-                for (delivery_id, chain), result in zip(chains.items(), results, strict=True)
-                if result is None
-            }
-            await repo.mark_enqueued(uow.session, sent)
-        if len(sent) < len(chains):
-            raise RuntimeError(f"{len(chains) - len(sent)} delivery jobs not confirmed")
-        return len(sent)
+            await repo.mark_enqueued(uow.session, chains)
+        results = await asyncio.gather(
+            *(
+                publish_confirmed(channel, job(delivery_id, chain, 1), WEBHOOK_JOBS_QUEUE)
+                for delivery_id, chain in chains.items()
+            ),
+            return_exceptions=True,
+        )
+        lost = {
+            delivery_id: chain
+            for (delivery_id, chain), result in zip(chains.items(), results, strict=True)
+            if result is not None
+        }
+        if lost:
+            async with db.unit_of_work() as uow:
+                await repo.release(uow.session, lost)
+            raise RuntimeError(f"{len(lost)} delivery jobs not confirmed")
+        return len(chains)
+
+    async def sweep(self, db: Database, channel: AbstractChannel) -> None:
+        """Deliveries whose job is overdue by ``STALE_AFTER`` get a new one; only while no
+        job waits in the queue, since in a backlog every job is late and none is lost."""
+        jobs = await channel.declare_queue(WEBHOOK_JOBS_QUEUE, passive=True)
+        if jobs.declaration_result.message_count:
+            return
+        async with db.unit_of_work() as uow:
+            released = await repo.release_stale(uow.session, datetime.now(UTC) - STALE_AFTER)
+        if released:
+            log.warning("overdue webhook deliveries sent again", deliveries=released)
 
     # ------------------------------------------------------------------ worker
 
@@ -189,15 +246,17 @@ class Deliveries:
                 "not a webhook job; dropped", body=message.body[:200].decode(errors="replace")
             )
             return
-        async with db.unit_of_work() as uow:
+        async with self._db_turn, db.unit_of_work() as uow:
             target = await repo.job_target(uow.session, delivery_id)
             if target is None or target.chain != chain or target.status != "pending":
                 return  # deleted, overtaken by a newer chain, or already settled
             if target.endpoint_status == "paused":
                 await repo.hold_for_pause(uow.session, delivery_id)
                 return
-        limit = min(target.max_in_flight, self.settings.max_in_flight)
-        if self._in_flight[target.endpoint_id] >= limit:
+        gate = self._gate(
+            target.endpoint_id, min(target.max_in_flight, self.settings.max_in_flight)
+        )
+        if gate.full:
             DEFERRED.inc()
             await publish_confirmed(
                 channel,
@@ -205,14 +264,33 @@ class Deliveries:
                 webhook_delay_queue_name(self.settings.busy_delay_seconds),
             )
             return
-        self._in_flight[target.endpoint_id] += 1
-        try:
+        async with gate.call():
             sent = await sender.send(target.url, target.secret, str(target.event_id), target.body)
-        finally:
-            self._in_flight[target.endpoint_id] -= 1
-            if not self._in_flight[target.endpoint_id]:
-                del self._in_flight[target.endpoint_id]
+        if not gate.users:
+            self._gates.pop(target.endpoint_id, None)
         CALL_SECONDS.observe(sent.duration_ms / 1000)
+        # The call was made: its outcome is worth some waiting for the database, since a job
+        # handed back now would call the receiver a second time.
+        for attempt in range(OUTCOME_TRIES):
+            try:
+                async with self._db_turn:
+                    await self._record(db, channel, target, chain, try_number, sent)
+                return
+            except Exception as exc:
+                if attempt == OUTCOME_TRIES - 1 or not is_transient_db_error(exc):
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)
+
+    async def _record(
+        self,
+        db: Database,
+        channel: AbstractChannel,
+        target: Any,
+        chain: uuid.UUID,
+        try_number: int,
+        sent: Sent,
+    ) -> None:
+        delivery_id = target.id
         failed = not sent.attempt.succeeded
         async with db.unit_of_work() as uow:
             failures = await repo.count_failure(uow.session, target.endpoint_id, failed=failed)
