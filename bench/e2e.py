@@ -68,7 +68,7 @@ SHORT = {
 }
 
 # Each states a need or a problem and a satisfaction that is not "satisfied" (checked against
-# services/feedback/domain/satisfaction.py by tests/e2e/test_bench_smoke.py), so every issue
+# shared/satisfaction.py by tests/e2e/test_bench_smoke.py), so every issue
 # gets exactly one follow-up; together they spread over a dozen intents and many needs.
 MIXED_TEXTS = (
     "满意度为中，需要更快的响应速度",

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.feedback.adapters import repository as repo
-from services.feedback.domain.satisfaction import assess_rating, assess_text
 from services.feedback.domain.verdicts import Statement, decide
 from shared.contracts import (
     FeedbackSubmitted,
@@ -26,6 +25,7 @@ from shared.contracts import (
 )
 from shared.db import UnitOfWork, lock_for_transaction
 from shared.messaging.consumer import Subscription, subscribe
+from shared.satisfaction import assess_rating, assess_text
 
 
 async def _lock(uow: UnitOfWork, issue_ids: Sequence[uuid.UUID | None]) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bench import e2e
-from services.feedback.domain.satisfaction import assess_text
+from shared.satisfaction import assess_text
 
 TINY = e2e.Sizes(
     post_seconds=1,

@@ -3,8 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from services.feedback.domain.satisfaction import Assessment, assess_rating, assess_text, supersedes
+from services.feedback.domain.verdicts import supersedes
 from shared.contracts import Rating
+from shared.satisfaction import Assessment, assess_rating, assess_text
 
 rating = TypeAdapter(Rating)
 

@@ -6,9 +6,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from services.feedback.domain.reports import Counts, summarise
-from services.feedback.domain.satisfaction import assess_rating, assess_text
 from services.feedback.evaluation import accuracy, evaluate, load
 from shared.contracts import Rating
+from shared.satisfaction import assess_rating, assess_text
 
 
 @pytest.mark.parametrize(
@@ -104,3 +104,20 @@ def test_report_arithmetic_against_hand_computed_values() -> None:
     assert summarise(Counts())["csat_percent"] is None
     assert summarise(Counts(nps_answers=4, promoters=3, detractors=0))["nps"]["score"] == 75.0
     assert (counts + counts).rated == 20
+
+
+def test_reading_stops_at_the_time_budget_and_says_so() -> None:
+    ticks = iter(range(100))
+    assessment = assess_text(
+        "非常满意。物流很快。包装也好。", clock=lambda: float(next(ticks)), budget_seconds=1.5
+    )
+    assert assessment is not None and assessment.verdict == "satisfied"
+    assert assessment.partial == "time budget spent after 1 of 3 clauses"
+    assert "partial" in assessment.basis
+
+
+def test_a_rating_in_words_is_a_rating_and_words_alone_are_not() -> None:
+    assert assess_text("给个差评", words=False) is not None
+    assert assess_text("8/10", words=False) is not None
+    assert assess_text("非常满意", words=False) is None
+    assert assess_text("非常满意") is not None

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from services.feedback.domain.satisfaction import Assessment, assess_rating
 from services.feedback.domain.verdicts import Statement, Verdict, decide
 from shared.contracts import CustomerRef, Rating
+from shared.satisfaction import Assessment, assess_rating
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)

@@ -37,9 +37,9 @@ from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import String, TypeEngine
 
 from services.feedback.adapters.tables import feedback, issues, verdicts
-from services.feedback.domain.satisfaction import Assessment
 from services.feedback.domain.verdicts import Verdict, Written
 from shared.contracts import CustomerRef
+from shared.satisfaction import Assessment
 
 
 @dataclass(frozen=True)

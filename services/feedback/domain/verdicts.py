@@ -20,8 +20,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from services.feedback.domain.satisfaction import Assessment, supersedes
 from shared.contracts import Ces7, CustomerRef, Nps10, Rating
+from shared.satisfaction import Assessment
+
+
+def supersedes(
+    new: Assessment, new_at: datetime, current: Assessment | None, current_at: datetime | None
+) -> bool:
+    """An explicit rating beats text; between two of a kind, the later statement wins."""
+    if current is None or current_at is None:
+        return True
+    if new.source != current.source:
+        return new.source == "explicit"
+    return new_at >= current_at and new != current
 
 
 @dataclass(frozen=True)

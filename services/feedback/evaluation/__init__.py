@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from services.feedback.domain.satisfaction import assess_text
+from shared.satisfaction import assess_text
 
 STATEMENTS = Path(__file__).resolve().parent / "statements.jsonl"
 LABELS = ("satisfied", "neutral", "dissatisfied", None)

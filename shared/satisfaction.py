@@ -1,5 +1,9 @@
 """Satisfaction: explicit ratings on the common scales, and satisfaction stated in text.
 
+The one reader of satisfaction statements: feedback turns them into verdicts, need_analyzer
+into the ``feedback`` intent and the sentiment, so both score "8/10", "4 out of 5", "★★★",
+"满意度为中" or "给个差评" the same way.
+
 Every verdict has a score 0..1 and the basis that decided it. Text that states no
 satisfaction gives no verdict, never a guess: a complaint about a late parcel is a problem,
 not a satisfaction statement; "服务太差了" or "would not recommend" is one.
@@ -18,13 +22,19 @@ Scales (raw value kept, normalised score, verdict):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from shared.contracts import Ces7, Csat5, Faces3, Nps10, Rating, Thumbs, Verdict
 
 Source = Literal["explicit", "implicit"]
+
+
+# What decided a text's verdict: a level ("满意度为中"), a rating ("8/10", "★★★", "给个差评"),
+# or evaluative words ("非常满意", "not happy").
+Kind = Literal["rating", "level", "words"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,9 @@ class Assessment:
     score: float
     source: Source
     basis: str
+    # How it was stated, and what was left unread: not part of the verdict's identity.
+    kind: Kind = field(default="rating", compare=False)
+    partial: str | None = field(default=None, compare=False)
 
 
 def verdict_for(score: float) -> Verdict:
@@ -170,9 +183,6 @@ _ZH: list[tuple[str, float]] = [
     (r"(?:非常|很|十分|特别|超级?|相当|太)满意", 1.0),
     (r"(?:比较|还算|挺|蛮|基本|还比较|总体|整体)(?:上)?(?:还算|还)?满意", _LEVEL["mild"]),
     (r"满意(?![度的])", _LEVEL["satisfied"]),
-    (r"五星好评|必须好评|给(?:个|你们|了)(?:五星)?好评|好评[!！]|^好评$", _LEVEL["satisfied"]),
-    (r"给(?:个|你们|了)?中评|^中评$", _LEVEL["neutral"]),
-    (r"给(?:个|你们|了)?差评|必须差评|差评[!！]|^差评$", _LEVEL["strong_neg"]),
     (
         r"不好不坏|中规中矩|一般般|马马虎虎|凑合|so\s?so|还行吧?(?=\W*$)|还可以吧?(?=\W*$)|就那样"
         r"|不算太差|(?:很|太|特别)一般|(?:服务|客服|体验|质量|态度|感觉|效果|产品|整体|总体|总的来说)"
@@ -250,7 +260,18 @@ _EN: list[tuple[str, float]] = [
         _LEVEL["neutral"],
     ),
 ]
-_STATEMENTS = [(re.compile(p), s) for p, s in _ZH] + [(re.compile(p, re.I), s) for p, s in _EN]
+# A review verdict given in words is a rating: "给个差评" scores as "1/5" would.
+_VERDICTS: list[tuple[str, float]] = [
+    (r"五星好评|必须好评|给(?:个|你们|了)(?:五星)?好评|好评[!！]|^好评$", _LEVEL["satisfied"]),
+    (r"给(?:个|你们|了)?中评|^中评$", _LEVEL["neutral"]),
+    (r"给(?:个|你们|了)?差评|必须差评|差评[!！]|^差评$", _LEVEL["strong_neg"]),
+]
+_VERDICT_STATEMENTS = [(re.compile(p), s) for p, s in _VERDICTS]
+_STATEMENTS = (
+    _VERDICT_STATEMENTS
+    + [(re.compile(p), s) for p, s in _ZH]
+    + [(re.compile(p, re.I), s) for p, s in _EN]
+)
 _LEVEL_STATEMENT = re.compile(
     r"(?:满意度|评分|评价|打分)\s*(?:为|是|:|：)\s*"
     r"|(?:satisfaction(?:\s+level)?|rating|score)\s*(?:is|was|:|=|-)\s*",
@@ -292,10 +313,19 @@ _LEVEL_AFTER = re.compile(
     "|".join(re.escape(w) for w in sorted(_LEVEL_WORDS, key=len, reverse=True)), re.I
 )
 # Sentences end at . ! ? and their Chinese forms (not inside "4.5"); clauses also at , and ;.
+_EDGES = " \t。！!？?；;，,.~～\"'“”"
 _SENTENCE = re.compile(r"(?:[^。！？!?\n.]|\.(?=\d))+[。！？!?.]*")
 _CLAUSE = re.compile(r"(?:[^。！？!?\n；;，,.]|\.(?=\d))+[。！？!?；;，,.]*")
-_QUESTION_END = re.compile(r"[?？]+\W*$|[吗么]\s*[?？]?\W*$")
-_EDGES = " \t。！!？?；;，,.~～\"'“”"
+
+
+def _is_question(sentence: str) -> bool:
+    """Ends in ?/？ or in 吗/么, with only non-word characters after: a loop from the end, not
+    the regex ``[吗么]\\s*[?？]?\\W*$``, which backtracks quadratically over a run of spaces."""
+    end = len(sentence)
+    while end and not (sentence[end - 1].isalnum() or sentence[end - 1] == "_"):
+        end -= 1
+    tail = sentence[end:]
+    return "?" in tail or "？" in tail or sentence.endswith(("吗", "么"), 0, end)
 
 
 _ASKING = re.compile(
@@ -312,17 +342,36 @@ def _stated_clauses(text: str) -> list[str]:
     stated = []
     for sentence in _SENTENCE.findall(text):
         clauses = _CLAUSE.findall(sentence)
-        if not _QUESTION_END.search(sentence.strip()):
+        if not _is_question(sentence.strip()):
             stated += clauses
             continue
         stated += [c for c in clauses[:-1] if not _ASKING.search(c.strip(_EDGES))]
     return stated
 
 
-def assess_text(text: str) -> Assessment | None:
-    """The satisfaction a text states, or None when it states none."""
+# Reading stops after this long (the rules are linear, so only a loaded machine gets there):
+# what was read decides, and the assessment says it is partial.
+BUDGET_SECONDS = 0.1
+_RATING_WORDS = re.compile("好评|中评|差评")
+
+
+def assess_text(
+    text: str,
+    *,
+    words: bool = True,
+    budget_seconds: float = BUDGET_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Assessment | None:
+    """The satisfaction a text states, or None when it states none; with ``words=False`` only
+    levels and ratings count (the analyzer's ``feedback`` intent), not evaluative words."""
+    started = clock()
     scores: list[tuple[float, str]] = []
-    for raw in _stated_clauses(text):
+    clauses = _stated_clauses(text)
+    partial = None
+    for read, raw in enumerate(clauses):
+        if clock() - started > budget_seconds:
+            partial = f"time budget spent after {read} of {len(clauses)} clauses"
+            break
         clause = raw.strip(_EDGES)
         if not clause:
             continue
@@ -332,29 +381,23 @@ def assess_text(text: str) -> Assessment | None:
             if word:
                 statement = clause[level.start() : word.end()].strip()
                 score = _LEVEL_WORDS[word.group(0).lower()]
-                return Assessment(verdict_for(score), score, "implicit", f"text '{statement}'")
+                return Assessment(
+                    verdict_for(score), score, "implicit", f"text '{statement}'", "level"
+                )
         rating = _rating_in_text(clause)
         if rating:
-            score, verdict, words = rating
-            return Assessment(verdict, round(score, 3), "implicit", f"text '{words}'")
+            score, verdict, said = rating
+            return Assessment(verdict, round(score, 3), "implicit", f"text '{said}'", "rating")
         remaining = clause
-        for pattern, score in _STATEMENTS:
-            for match in pattern.finditer(remaining):
-                scores.append((score, match.group(0).strip()))
-            remaining = pattern.sub(" ", remaining)
+        for pattern, score in _STATEMENTS if words else _VERDICT_STATEMENTS:
+            found = [match.group(0).strip() for match in pattern.finditer(remaining)]
+            if found:
+                scores += [(score, statement) for statement in found]
+                remaining = pattern.sub(" ", remaining)
     if not scores:
         return None
     score = round(sum(s for s, _ in scores) / len(scores), 3)
-    words = ", ".join(f"'{w}'" for _, w in scores[:3])
-    return Assessment(verdict_for(score), score, "implicit", f"text {words}")
-
-
-def supersedes(
-    new: Assessment, new_at: datetime, current: Assessment | None, current_at: datetime | None
-) -> bool:
-    """An explicit rating beats text; between two of a kind, the later statement wins."""
-    if current is None or current_at is None:
-        return True
-    if new.source != current.source:
-        return new.source == "explicit"
-    return new_at >= current_at and new != current
+    said = ", ".join(f"'{w}'" for _, w in scores[:3])
+    kind: Kind = "rating" if any(_RATING_WORDS.search(w) for _, w in scores) else "words"
+    basis = f"text {said}" + (f" (partial: {partial})" if partial else "")
+    return Assessment(verdict_for(score), score, "implicit", basis, kind, partial)
