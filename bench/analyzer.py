@@ -1,13 +1,18 @@
 """Benchmark of the need analyzer (run by hand: `make bench-analyzer`).
 
-- latency: every message of the labelled set through `RuleAnalyzer.analyze`, several rounds
+- latency: every message of the labelled set through `TextAnalyzer.analyze`, several rounds
   after a warm-up; median and p99 ms per message;
 - start-up: a real `python -m services.need_analyzer` process on an isolated database and
   vhost, from spawn until /healthz answers (the language models load before the server
   starts) and until /readyz does (connected to PostgreSQL and RabbitMQ);
 - memory: that process's resident set (VmRSS, VmHWM) once up, and again after this process has
   analysed the whole set (the same models and code) for comparison.
-Targets (issue 3): <= 0.5 ms median, start-up <= 3 s, RSS <= 250 MB.
+- adversarial texts: 20,000 characters each that once cost seconds (one repeated character, a
+  question particle before a run of spaces, one huge token, repeated cue words, emoji, mixed
+  scripts), through the analyzer and through feedback's text rules (`assess_text`); the CPU
+  time of this thread (so that other processes on the box do not count), median of 5 runs.
+Targets (issues 3 and 11): <= 0.5 ms median, start-up <= 3 s, RSS <= 250 MB, each adversarial
+text <= 50 ms.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from typing import Any
 import httpx
 
 from deploy.launcher import ROOT, service_env
-from services.need_analyzer.adapters.models import OfflineModels
-from services.need_analyzer.domain.analyzer import RuleAnalyzer
+from services.need_analyzer.adapters.models import OfflineModels, load_linear_model
+from services.need_analyzer.domain.analyzer import TextAnalyzer
 from services.need_analyzer.evaluation import load
+from shared.satisfaction import assess_text
 from tests.support import free_port, isolated_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -88,7 +94,7 @@ def _wait(proc: subprocess.Popen[bytes], url: str, started: float) -> float:
         time.sleep(0.02)
 
 
-def latency(analyzer: RuleAnalyzer, texts: list[str], rounds: int) -> dict[str, Any]:
+def latency(analyzer: TextAnalyzer, texts: list[str], rounds: int) -> dict[str, Any]:
     for text in texts:
         analyzer.analyze(text)
     timings = []
@@ -107,12 +113,73 @@ def latency(analyzer: RuleAnalyzer, texts: list[str], rounds: int) -> dict[str, 
     }
 
 
+def adversarial_texts(length: int = 20_000) -> dict[str, str]:
+    """Texts of ``length`` characters built to find superlinear cost in rules and models."""
+
+    def repeat(unit: str) -> str:
+        return (unit * (length // len(unit) + 1))[:length]
+
+    return {
+        "one character": repeat("a"),
+        "one Chinese character": repeat("好"),
+        "吗 then spaces": "吗" + " " * (length - 2) + "x",
+        "question marks then a letter": "?" * (length - 1) + "x",
+        "spaces": " " * length,
+        "newlines": "\n" * length,
+        "full stops": repeat("。"),
+        "one huge token": "x" * length,
+        "digits": "1" * length,
+        "emoji": repeat("😀"),
+        "stars": repeat("★"),
+        "url": "http://" + repeat("a/")[: length - 7],
+        "cue word 满意": repeat("满意"),
+        "cue word 不满意": repeat("不满意"),
+        "request word 请": repeat("请"),
+        "request 需要": repeat("需要"),
+        "not ": repeat("not "),
+        "please ": repeat("please "),
+        "but good bad": repeat("but good bad "),
+        "ratings 1/": repeat("1/"),
+        "scores 5 分": repeat("5 分"),
+        "mixed scripts": repeat("我的order还没到 refund 退款! "),
+        "alternating 中a": repeat("中a"),
+    }
+
+
+def _cpu_ms(work: Any, text: str, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.thread_time()
+        work(text)
+        times.append((time.thread_time() - started) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def adversarial(analyzer: TextAnalyzer) -> dict[str, Any]:
+    texts = adversarial_texts()
+    rows = {
+        name: {
+            "analyzer_ms": _cpu_ms(analyzer.analyze, text),
+            "feedback_ms": _cpu_ms(assess_text, text),
+        }
+        for name, text in texts.items()
+    }
+    partial = [name for name, text in texts.items() if analyzer.analyze(text).partial]
+    return {
+        "characters": len(next(iter(texts.values()))),
+        "texts": rows,
+        "max_analyzer_ms": max(row["analyzer_ms"] for row in rows.values()),
+        "max_feedback_ms": max(row["feedback_ms"] for row in rows.values()),
+        "partial": partial,
+    }
+
+
 def main() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as cache:
         service_start_and_memory(Path(cache))  # first start builds jieba's cache
         service = service_start_and_memory(Path(cache))
         loaded = time.perf_counter()
-        analyzer = RuleAnalyzer(OfflineModels(Path(cache)))
+        analyzer = TextAnalyzer(OfflineModels(Path(cache)), load_linear_model())
         load_seconds = time.perf_counter() - loaded
     texts = [message["text"] for message in load()]
     figures = latency(analyzer, texts, rounds=5)
@@ -122,6 +189,7 @@ def main() -> dict[str, Any]:
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "per_message": figures,
+        "adversarial": adversarial(analyzer),
         "model_load_seconds": round(load_seconds, 2),
         "service": service,
         "this_process_peak_rss_mb": round(

@@ -142,9 +142,16 @@ class Explanation(_Model):
     evidence: list[str] = Field(default_factory=list)
 
 
+NeedSource = Literal["stated", "implied"]
+
+
 class Analysis(_Model):
     language: str
+    # The customer's request in their words (stated), or what the problem asks for (implied);
+    # need_key is its normalised action:object (docs/need-keys.md), the same for both.
     need: str | None = None
+    need_source: NeedSource | None = None
+    need_key: str | None = None
     intent: Intent
     secondary: Intent | None = None
     sentiment: Sentiment
@@ -152,6 +159,10 @@ class Analysis(_Model):
     keywords: list[str] = Field(default_factory=list)
     # Keyed by output: language, need, intent, sentiment, urgency, keywords.
     explanations: dict[str, Explanation] = Field(default_factory=dict)
+    # True when the analysis could not read all of the text or do every step in its time
+    # budget; partial_reason says what was left out.
+    partial: bool = False
+    partial_reason: str | None = None
 
 
 class IssueAnalyzed(EventData):

@@ -1,14 +1,16 @@
 """Composition root of need_analyzer. The language models load here, once, at start-up."""
 
 from services.need_analyzer.adapters import tables
-from services.need_analyzer.adapters.models import OfflineModels
-from services.need_analyzer.domain.analyzer import RuleAnalyzer
+from services.need_analyzer.adapters.models import OfflineModels, load_linear_model
+from services.need_analyzer.domain.analyzer import TextAnalyzer
 from services.need_analyzer.entrypoints.http import router
 from services.need_analyzer.handlers import make_subscriptions
 from shared.service import ServiceDefinition
 from shared.settings import get_settings
 
-analyzer = RuleAnalyzer(OfflineModels(get_settings().cache_dir / "need_analyzer"))
+analyzer = TextAnalyzer(
+    OfflineModels(get_settings().cache_dir / "need_analyzer"), load_linear_model()
+)
 
 definition = ServiceDefinition(
     name="need_analyzer",

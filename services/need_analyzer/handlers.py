@@ -23,6 +23,8 @@ def _columns(analysis: Analysis, version: str, analyzed_at: datetime) -> dict[st
     return {
         "language": analysis.language,
         "need": analysis.need,
+        "need_source": analysis.need_source,
+        "need_key": analysis.need_key,
         "intent": analysis.intent,
         "secondary": analysis.secondary,
         "sentiment_label": analysis.sentiment.label,
@@ -32,6 +34,7 @@ def _columns(analysis: Analysis, version: str, analyzed_at: datetime) -> dict[st
         "explanations": {k: v.model_dump() for k, v in analysis.explanations.items()},
         "analyzer_version": version,
         "analyzed_at": analyzed_at,
+        "partial_reason": analysis.partial_reason,
     }
 
 

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 from deploy.launcher import ROOT
-from services.need_analyzer.adapters.models import OfflineModels
+from services.need_analyzer.adapters.models import OfflineModels, load_linear_model
 from services.need_analyzer.adapters.tables import analyses, outbox
 from services.need_analyzer.bootstrap import definition as need_analyzer
-from services.need_analyzer.domain.analyzer import RuleAnalyzer
+from services.need_analyzer.domain.analyzer import TextAnalyzer
 from services.need_analyzer.handlers import make_subscriptions, reanalyze_batch
 from shared.contracts import (
     Analysis,
@@ -80,7 +80,7 @@ async def test_reanalysis_updates_stored_issues_once(
     await store_with_old_analyzer(db, issue_ids)
     assert await published_versions(db, issue_ids) == ["old-1"] * 3
 
-    analyzer = RuleAnalyzer(OfflineModels(tmp_path))
+    analyzer = TextAnalyzer(OfflineModels(tmp_path), load_linear_model())
     async with db.unit_of_work() as uow:
         first = await reanalyze_batch(uow, analyzer, since=None, until=None, after=None, limit=2)
     async with db.unit_of_work() as uow:

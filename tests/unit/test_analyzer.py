@@ -2,34 +2,65 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from services.need_analyzer.adapters.models import OfflineModels
-from services.need_analyzer.domain.analyzer import RuleAnalyzer, extract_need
-from services.need_analyzer.evaluation import evaluate, load, needs_agree
+from bench.analyzer import adversarial_texts
+from services.need_analyzer.adapters.models import OfflineModels, load_linear_model
+from services.need_analyzer.domain.analyzer import TextAnalyzer, extract_need
+from services.need_analyzer.evaluation import HELDOUT, TUNING, evaluate, load, need_right
+from shared.satisfaction import assess_text
 
 
 @pytest.fixture(scope="session")
-def analyzer(tmp_path_factory: pytest.TempPathFactory) -> RuleAnalyzer:
-    return RuleAnalyzer(OfflineModels(Path(tmp_path_factory.mktemp("jieba-cache"))))
+def analyzer(tmp_path_factory: pytest.TempPathFactory) -> TextAnalyzer:
+    cache = Path(tmp_path_factory.mktemp("jieba-cache"))
+    return TextAnalyzer(OfflineModels(cache), load_linear_model())
 
 
-def test_seed_zhang_san(analyzer: RuleAnalyzer) -> None:
+def test_seed_zhang_san(analyzer: TextAnalyzer) -> None:
     analysis = analyzer.analyze("需要更快的响应速度")
     assert analysis.need == "更快的响应速度"
+    assert analysis.need_source == "stated"
+    assert analysis.need_key == "speed_up:response"
     assert analysis.intent == "response_speed"
     assert analysis.language == "zh"
     assert analysis.explanations["intent"].evidence
     assert 0 < analysis.explanations["intent"].confidence <= 1
 
 
-def test_seed_li_si_is_a_satisfaction_statement(analyzer: RuleAnalyzer) -> None:
+def test_seed_li_si_is_a_satisfaction_statement(analyzer: TextAnalyzer) -> None:
     analysis = analyzer.analyze("满意度为中")
     assert analysis.intent == "feedback"
-    assert analysis.need is None
+    assert analysis.need is None and analysis.need_source is None and analysis.need_key is None
     assert analysis.sentiment.label == "neutral"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "need"),
+    [
+        ("快递三天没动了，订单 2026113002", "deliver:package", "尽快送达包裹"),
+        ("I was charged twice for order #K5521", "refund:charge", "refund the wrong charge"),
+    ],
+)
+def test_a_problem_without_a_request_implies_a_need(
+    analyzer: TextAnalyzer, text: str, key: str, need: str
+) -> None:
+    analysis = analyzer.analyze(text)
+    assert (analysis.need, analysis.need_source, analysis.need_key) == (need, "implied", key)
+
+
+@pytest.mark.parametrize("text", ["回复快一点行吗", "需要更快的响应速度", "等了两个小时没人理"])
+def test_needs_of_one_meaning_share_a_key(analyzer: TextAnalyzer, text: str) -> None:
+    assert analyzer.analyze(text).need_key == "speed_up:response"
+
+
+@pytest.mark.parametrize("text", ["在吗", "谢谢小张，耐心又专业", "Thank you so much!"])
+def test_greetings_and_thanks_have_no_need(analyzer: TextAnalyzer, text: str) -> None:
+    assert analyzer.analyze(text).need is None
 
 
 @pytest.mark.parametrize(
@@ -62,7 +93,7 @@ def test_need_is_the_stated_request_or_none(text: str, need: str | None) -> None
         ("merci beaucoup", "und"),
     ],
 )
-def test_language(analyzer: RuleAnalyzer, text: str, language: str) -> None:
+def test_language(analyzer: TextAnalyzer, text: str, language: str) -> None:
     assert analyzer.analyze(text).language == language
 
 
@@ -77,7 +108,7 @@ def test_language(analyzer: RuleAnalyzer, text: str, language: str) -> None:
         ("物流太慢了，一个星期还没到", "negative"),
     ],
 )
-def test_sentiment_rules_where_models_fail(analyzer: RuleAnalyzer, text: str, label: str) -> None:
+def test_sentiment_rules_where_models_fail(analyzer: TextAnalyzer, text: str, label: str) -> None:
     assert analyzer.analyze(text).sentiment.label == label
 
 
@@ -93,35 +124,93 @@ def test_sentiment_rules_where_models_fail(analyzer: RuleAnalyzer, text: str, la
         ("我的快递到哪了", "normal"),
     ],
 )
-def test_urgency(analyzer: RuleAnalyzer, text: str, urgency: str) -> None:
+def test_urgency(analyzer: TextAnalyzer, text: str, urgency: str) -> None:
     assert analyzer.analyze(text).urgency == urgency
 
 
-def test_keywords_leave_out_urls_and_codes(analyzer: RuleAnalyzer) -> None:
+def test_keywords_leave_out_urls_and_codes(analyzer: TextAnalyzer) -> None:
     token = "x" * 150
     analysis = analyzer.analyze(f"my order page https://example.com/{token} shows an error")
     assert analysis.keywords and all(len(word) <= 40 for word in analysis.keywords)
 
 
-def test_two_intents_give_a_secondary(analyzer: RuleAnalyzer) -> None:
+def test_two_intents_give_a_secondary(analyzer: TextAnalyzer) -> None:
     analysis = analyzer.analyze("包裹到了但是杯子碎了，我要退款")
     assert {analysis.intent, analysis.secondary} == {"refund", "product_quality"}
 
 
-def test_need_agreement_is_lenient_on_form_not_substance() -> None:
-    assert needs_agree("a refund for order 1234", "refund for order 1234")
-    assert needs_agree(None, None)
-    assert not needs_agree("退款", None)
-    assert not needs_agree("退款", "换货")
+def test_a_need_is_right_when_presence_and_key_agree() -> None:
+    assert need_right(None, None)
+    assert need_right("refund:order", "refund:order")
+    assert not need_right("refund:order", None)
+    assert not need_right(None, "refund:order")
+    assert not need_right("refund:order", "refund:charge")
 
 
-# Floors a little under today's figures (see README): a regression fails the build.
-FLOORS = {"language": 0.97, "intent": 0.72, "sentiment": 0.66, "urgency": 0.77, "need": 0.70}
+# Floors a little under the figures of README (the tuned set is what the model was trained on;
+# the held-out set was never used to tune): a regression fails the build.
+FLOORS = {
+    TUNING: {"language": 0.97, "intent": 0.97, "sentiment": 0.97, "urgency": 0.97, "need": 0.97},
+    HELDOUT: {"language": 0.97, "intent": 0.78, "sentiment": 0.85, "urgency": 0.78, "need": 0.66},
+}
 
 
-def test_accuracy_on_the_labelled_set_does_not_regress(analyzer: RuleAnalyzer) -> None:
-    messages = load()
+@pytest.mark.parametrize("path", [TUNING, HELDOUT], ids=["tuned", "held-out"])
+def test_accuracy_on_the_labelled_sets_does_not_regress(analyzer: TextAnalyzer, path: Path) -> None:
+    messages = load(path)
     assert len(messages) >= 300
     report = evaluate(analyzer, messages)
-    accuracy = {name: report.accuracy(name) for name in FLOORS}
-    assert all(accuracy[name] >= floor for name, floor in FLOORS.items()), accuracy
+    accuracy = {name: round(report.accuracy(name), 3) for name in FLOORS[path]}
+    assert all(accuracy[name] >= floor for name, floor in FLOORS[path].items()), accuracy
+
+
+@pytest.mark.parametrize("name", sorted(adversarial_texts()))
+def test_adversarial_texts_cost_linear_time(analyzer: TextAnalyzer, name: str) -> None:
+    """20,000 characters built to make rules backtrack or rescan: each once cost seconds. The
+    bench holds them to 50 ms of CPU; here a margin for a loaded test machine."""
+    text = adversarial_texts()[name]
+    started = time.thread_time()
+    analysis = analyzer.analyze(text)
+    assert time.thread_time() - started < 0.25
+    assert not analysis.partial
+    started = time.thread_time()
+    assess_text(text)
+    assert time.thread_time() - started < 0.25
+
+
+def test_an_analysis_over_its_budget_skips_what_it_can_and_says_so(
+    analyzer: TextAnalyzer,
+) -> None:
+    ticks = iter(range(100))
+    slow = replace(analyzer, clock=lambda: float(next(ticks)))  # each look at the clock: 1 s
+    analysis = slow.analyze("需要更快的响应速度，等了三天了")
+    assert analysis.partial
+    assert analysis.partial_reason is not None
+    assert "models, linear model, keywords skipped" in analysis.partial_reason
+    assert analysis.keywords == []
+    # What the rules decide is still there.
+    assert analysis.need == "更快的响应速度"
+    assert analysis.intent == "response_speed"
+
+
+def test_a_text_longer_than_intake_accepts_is_read_in_part(analyzer: TextAnalyzer) -> None:
+    analysis = analyzer.analyze("我要退款。" + "x" * 30_000)
+    assert analysis.partial
+    assert analysis.partial_reason is not None and "first 21000" in analysis.partial_reason
+    assert analysis.intent == "refund"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["8/10", "3/10", "4 out of 5", "★★☆☆☆", "满意度为中", "给个差评", "打个9分", "rating: 2 stars"],
+)
+def test_ratings_read_as_feedback_with_the_verdict_feedback_gives(
+    analyzer: TextAnalyzer, text: str
+) -> None:
+    """One reader for both services: the sentiment follows feedback's verdict of the rating."""
+    assessment = assess_text(text)
+    assert assessment is not None
+    analysis = analyzer.analyze(text)
+    assert analysis.intent == "feedback"
+    expected = {"satisfied": "positive", "neutral": "neutral", "dissatisfied": "negative"}
+    assert analysis.sentiment.label == expected[assessment.verdict]

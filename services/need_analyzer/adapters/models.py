@@ -14,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import jieba
+import numpy as np
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from services.need_analyzer.domain.lexicon import CHINESE_STOPWORDS, ENGLISH_STOPWORDS
+from services.need_analyzer.domain.linear import Head, LinearModel
+
+# Trained by `python -m services.need_analyzer.training` on the tuning set, shipped in the repo.
+LINEAR_MODEL = Path(__file__).resolve().parent / "linear-model.npz"
 
 
 def _package_dir(name: str) -> Path:
@@ -61,6 +66,45 @@ class NaiveBayes:
         return 1 / (1 + math.exp(difference))
 
 
+def load_linear_model(path: Path = LINEAR_MODEL) -> LinearModel:
+    with np.load(path, allow_pickle=False) as data:
+        heads = {
+            name: Head(
+                labels=tuple(str(label) for label in data[f"{name}.labels"]),
+                weights=data[f"{name}.weights"].astype(np.float32),
+                bias=data[f"{name}.bias"].astype(np.float32),
+            )
+            for name in (str(name) for name in data["heads"])
+        }
+        ngrams = {str(gram): i for i, gram in enumerate(data["ngrams"])}
+        rules = {str(rule): len(ngrams) + i for i, rule in enumerate(data["rules"])}
+        weight = float(data["rule_weight"])
+        return LinearModel(ngrams, data["idf"].astype(np.float32), rules, heads, weight)
+
+
+def save_linear_model(
+    path: Path,
+    ngrams: list[str],
+    idf: Any,
+    rules: list[str],
+    heads: dict[str, Head],
+    rule_weight: float,
+) -> None:
+    """Weights as float16, so that the file stays at a few MB."""
+    arrays: dict[str, Any] = {
+        "ngrams": np.asarray(ngrams),
+        "idf": np.asarray(idf, dtype=np.float16),
+        "rules": np.asarray(rules),
+        "heads": np.asarray(list(heads)),
+        "rule_weight": np.asarray(rule_weight),
+    }
+    for name, head in heads.items():
+        arrays[f"{name}.labels"] = np.asarray(head.labels)
+        arrays[f"{name}.weights"] = head.weights.astype(np.float16)
+        arrays[f"{name}.bias"] = head.bias.astype(np.float16)
+    np.savez_compressed(path, **arrays)
+
+
 class OfflineModels:
     """The ``LanguageModels`` of the analyzer: jieba, its IDF table, VADER and snownlp's data."""
 
@@ -99,11 +143,37 @@ class OfflineModels:
         return word in self.english_words or word.rstrip("s") in self.english_words
 
     def english_polarity(self, text: str) -> float:
-        return float(self.vader.polarity_scores(text)["compound"])
+        """VADER's compound score, in linear time.
+
+        VADER rescans every word of its input for each sentiment word (lower-casing the whole
+        list each time), so a long text costs seconds. Up to ``_VADER_CHUNK`` words (emoji
+        spelt out as VADER does) it scores the text as it is; beyond, it scores chunks of that
+        size, at most ``_VADER_CHUNKS`` of them, and adds their raw valences as VADER would.
+        """
+        words = self._spell_emoji(text).split()
+        if len(words) <= _VADER_CHUNK:
+            return float(self.vader.polarity_scores(" ".join(words))["compound"])
+        total = 0.0
+        for start in range(0, min(len(words), _VADER_CHUNK * _VADER_CHUNKS), _VADER_CHUNK):
+            chunk = " ".join(words[start : start + _VADER_CHUNK])
+            compound = self.vader.polarity_scores(chunk)["compound"]
+            total += _VADER_ALPHA**0.5 * compound / math.sqrt(max(1e-6, 1 - compound * compound))
+        return total / math.sqrt(total * total + _VADER_ALPHA)
+
+    def _spell_emoji(self, text: str) -> str:
+        """VADER's own emoji step: each emoji becomes its description's words."""
+        emojis = self.vader.emojis
+        return "".join(f" {emojis[char]} " if char in emojis else char for char in text)
 
     def chinese_positive_probability(self, words: list[str]) -> float:
         return self.bayes.positive_probability(words)
 
+
+# VADER scores up to this many words at once (its cost is quadratic in the words it is given),
+# and reads at most this many chunks; ALPHA is its normalisation constant.
+_VADER_CHUNK = 60
+_VADER_CHUNKS = 5
+_VADER_ALPHA = 15.0
 
 # Support vocabulary that VADER's lexicon (sentiment words) and the stop words do not hold.
 _COMMON_ENGLISH = frozenset(

@@ -22,6 +22,8 @@ _COLUMNS = {
     "received_at": "timestamptz",
     "language": "text",
     "need": "text",
+    "need_source": "text",
+    "need_key": "text",
     "intent": "text",
     "secondary": "text",
     "sentiment_label": "text",
@@ -31,6 +33,7 @@ _COLUMNS = {
     "explanations": "jsonb",
     "analyzer_version": "text",
     "analyzed_at": "timestamptz",
+    "partial_reason": "text",
 }
 _JSON = {name for name, kind in _COLUMNS.items() if kind == "jsonb"}
 
@@ -119,19 +122,23 @@ async def replace(session: AsyncSession, issue_id: uuid.UUID, columns: dict[str,
 async def top_needs(
     session: AsyncSession, since: datetime, until: datetime, limit: int
 ) -> tuple[int, Sequence[Row[Any]], Sequence[Row[Any]]]:
-    """Issues in the period, its most frequent needs (case-folded) and its intents."""
+    """Issues in the period, its most frequent needs and its intents. Needs group by their key
+    (action:object); an analysis from before keys existed groups by its case-folded words."""
     period = (analyses.c.received_at >= since) & (analyses.c.received_at < until)
-    need = func.lower(func.btrim(analyses.c.need))
+    group = func.coalesce(analyses.c.need_key, func.lower(func.btrim(analyses.c.need)))
     needs = (
         await session.execute(
             select(
-                need.label("need"),
+                group.label("group"),
+                func.max(analyses.c.need_key).label("need_key"),
+                # The wording customers use most for it.
+                func.mode().within_group(func.btrim(analyses.c.need)).label("need"),
                 func.count().label("count"),
                 func.array_agg(func.distinct(analyses.c.intent)).label("intents"),
             )
             .where(period, analyses.c.need.is_not(None))
-            .group_by(need)
-            .order_by(func.count().desc(), need)
+            .group_by(group)
+            .order_by(func.count().desc(), group)
             .limit(limit)
         )
     ).all()

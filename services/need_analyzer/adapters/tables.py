@@ -23,6 +23,8 @@ analyses = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("language", String(35), nullable=False),
     Column("need", Text),
+    Column("need_source", String(10)),
+    Column("need_key", String(60)),
     Column("intent", String(40), nullable=False),
     Column("secondary", String(40)),
     Column("sentiment_label", String(10), nullable=False),
@@ -32,6 +34,7 @@ analyses = Table(
     Column("explanations", JSONB),
     Column("analyzer_version", String(40), nullable=False),
     Column("analyzed_at", DateTime(timezone=True), nullable=False),
+    Column("partial_reason", Text),
 )
 Index("ix_analyses_received_at", analyses.c.received_at)
 Index("ix_analyses_analyzer_version", analyses.c.analyzer_version)

@@ -11,15 +11,35 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, cast
 
 from services.need_analyzer.domain import lexicon
-from shared.contracts import Analysis, Explanation, Intent, Sentiment, SentimentLabel, Urgency
+from services.need_analyzer.domain.linear import LinearModel, Prediction, char_ngrams
+from services.need_analyzer.domain.need_keys import NO_NEED, implied_need
+from shared.contracts import (
+    Analysis,
+    Explanation,
+    Intent,
+    NeedSource,
+    Sentiment,
+    SentimentLabel,
+    Urgency,
+)
+from shared.satisfaction import Assessment, assess_text
 
-ANALYZER_VERSION = "kefu-rules-2"
+ANALYZER_VERSION = "kefu-linear-3"
+# The statistical models (segmentation, VADER, naive Bayes) read the first MODEL_WINDOW
+# characters: a long text's head carries its topic and tone, and their cost stays bounded.
+# The rules read the whole text, up to MAX_TEXT characters (intake accepts 20,000 and a subject).
+MODEL_WINDOW = 1_000
+MAX_TEXT = 21_000
+# A text whose analysis has taken longer than this skips the stages left that it can do
+# without (the models, keywords) and is marked partial: one message never stalls the service.
+BUDGET_SECONDS = 0.2
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
@@ -27,10 +47,22 @@ _HANGUL = re.compile(r"[\uac00-\ud7af]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _QUESTION = re.compile(
-    r"[?？]|[吗呢么]\s*[。!！]?\s*$|^\s*(请问|how|what|when|where|why|which|can|could|"
-    r"do|does|is|are|will|would)\b",
+    r"[?？]|^\s*(请问|how|what|when|where|why|which|can|could|do|does|is|are|will|would)\b",
     re.IGNORECASE,
 )
+
+
+def is_question(text: str) -> bool:
+    return bool(_QUESTION.search(text)) or _ends_with_particle(text)
+
+
+def _ends_with_particle(text: str) -> bool:
+    """吗/呢/么 at the end, before at most one 。/!: string methods, not a regex, because
+    ``[吗呢么]\\s*[。!！]?\\s*$`` backtracks quadratically over a long run of spaces."""
+    tail = text.rstrip()
+    if tail.endswith(("。", "!", "！")):
+        tail = tail[:-1].rstrip()
+    return tail.endswith(("吗", "呢", "么"))
 
 
 class LanguageModels(Protocol):
@@ -210,6 +242,11 @@ def _clean_need(cue: str, need: str) -> str:
 
 
 def extract_need(text: str) -> tuple[str | None, Explanation]:
+    need, _, why = stated_need(text)
+    return need, why
+
+
+def stated_need(text: str) -> tuple[str | None, str | None, Explanation]:
     """The customer's own words for what they want, cut to the clause; None if none is stated.
 
     Of every request form found, the first in the text wins: customers lead with their ask.
@@ -222,24 +259,26 @@ def extract_need(text: str) -> tuple[str | None, Explanation]:
             if len(need) >= 2:
                 candidates.append((match.start(), cue, need))
     if not candidates:
-        return None, _explain(0.7, ["no request stated"])
+        return None, None, _explain(0.7, ["no request stated"])
     _, cue, need = min(candidates)
-    return need, _explain(0.8 if cue in _STRONG_NEED_CUES else 0.6, [f"rule: after '{cue}'"])
+    why = _explain(0.8 if cue in _STRONG_NEED_CUES else 0.6, [f"rule: after '{cue}'"])
+    return need, cue, why
 
 
 # ---------------------------------------------------------------- satisfaction statements
 
-_SATISFACTION = re.compile(
-    r"满意度\s*(?:为|是|:|：)|satisfaction(?:\s+level)?\s*(?:is|was|:|=)|\b[0-9](?:\.5)?\s*/\s*(?:5|10)\b"
-    r"|\b[1-5]\s*stars?\b|[1-5一二三四五]\s*(?:星|颗星|分)(?!钟)|给(?:个|你们)?(?:好评|差评|中评)"
-    r"|\b(?:rate|rating)\b.{0,20}\b\d+\b",
-    re.IGNORECASE,
-)
+_VERDICT_SENTIMENT: dict[str, SentimentLabel] = {
+    "satisfied": "positive",
+    "neutral": "neutral",
+    "dissatisfied": "negative",
+}
 
 
-def states_satisfaction(text: str) -> str | None:
-    match = _SATISFACTION.search(text)
-    return match.group(0) if match else None
+def rating_statement(text: str) -> Assessment | None:
+    """A rating or a satisfaction level the text states ("8/10", "满意度为中", "给个差评"), read
+    by the reader feedback uses; evaluative words alone ("not happy") are not one."""
+    assessment = assess_text(text, words=False)
+    return assessment if assessment is not None and assessment.kind != "words" else None
 
 
 # ---------------------------------------------------------------- intent
@@ -252,6 +291,7 @@ class IntentResult:
     explanation: Explanation
     problem_cues: list[str]
     cued: bool = True
+    scores: dict[Intent, float] = field(default_factory=dict)
 
 
 def classify_intent(
@@ -285,29 +325,38 @@ def classify_intent(
     secondary = (
         second if second and second_score >= 2 and second_score >= 0.5 * scores[top] else None
     )
-    return IntentResult(top, secondary, _explain(confidence, evidence[top]), problem)
+    return IntentResult(top, secondary, _explain(confidence, evidence[top]), problem, True, scores)
 
 
 # ---------------------------------------------------------------- sentiment
 
 
+_SENTIMENT_CUES_ZH = [
+    (cue, sign * cues[cue])
+    for cues, sign in ((lexicon.NEGATIVE_ZH, -1), (lexicon.POSITIVE_ZH, 1))
+    for cue in sorted(cues, key=len, reverse=True)
+]
+
+
+_NEGATORS_ZH = tuple(lexicon.NEGATORS_ZH)
+_NEGATOR_SPAN = max(map(len, _NEGATORS_ZH))
+
+
 def _chinese_lexicon_score(text: str) -> tuple[float, list[str]]:
+    """Negative cues first, longer first, each character counted once (不满意 is not also
+    满意). Linear: a mark per character, not a list of earlier matches to rescan."""
     score, evidence = 0.0, []
-    consumed: list[tuple[int, int]] = []
-    for cues, sign in ((lexicon.NEGATIVE_ZH, -1), (lexicon.POSITIVE_ZH, 1)):
-        for cue in sorted(cues, key=len, reverse=True):
-            start = text.find(cue)
-            while start != -1:
-                end = start + len(cue)
-                if not any(s < end and start < e for s, e in consumed):
-                    consumed.append((start, end))
-                    negated = any(
-                        text[max(0, start - len(n)) : start] == n for n in lexicon.NEGATORS_ZH
-                    )
-                    value = cues[cue] * sign * (-0.8 if negated else 1)
-                    score += value
-                    evidence.append(("不" if negated else "") + cue)
-                start = text.find(cue, end)
+    consumed = bytearray(len(text))
+    for cue, value in _SENTIMENT_CUES_ZH:
+        start = text.find(cue)
+        while start != -1:
+            end = start + len(cue)
+            if consumed.find(1, start, end) == -1:
+                consumed[start:end] = b"\x01" * len(cue)
+                negated = text.endswith(_NEGATORS_ZH, max(0, start - _NEGATOR_SPAN), start)
+                score += value * (-0.8 if negated else 1)
+                evidence.append(("不" if negated else "") + cue)
+            start = text.find(cue, end)
     return score, evidence
 
 
@@ -321,7 +370,7 @@ def score_sentiment(
     lowered: str,
     language: str,
     words: list[str],
-    models: LanguageModels,
+    models: LanguageModels | None,
     *,
     statement_verdict: SentimentLabel | None,
     problem: bool,
@@ -337,14 +386,17 @@ def score_sentiment(
     en_score, en_evidence = _english_lexicon_score(lowered)
     cue_score = zh_score + en_score
     evidence += zh_evidence + en_evidence
-    if language == "zh":
+    if models is None:
+        model = 0.0
+        evidence.append("no model (time budget spent)")
+    elif language == "zh":
         content = [w for w in words if w.strip() and not models.is_stopword(w)]
         model = 2 * models.chinese_positive_probability(content) - 1 if content else 0.0
         evidence.append(f"bayes {model:+.2f}")
         # The review-trained model leans hard either way on short texts: trust it less.
         model *= 0.35
     else:
-        model = models.english_polarity(text)
+        model = models.english_polarity(text[:MODEL_WINDOW])
         evidence.append(f"vader {model:+.2f}")
         negated = _find(lowered, lowered, lexicon.NEGATED_POSITIVE_EN)
         if negated and model > 0:
@@ -362,61 +414,6 @@ def score_sentiment(
         "positive" if score >= 0.25 else "negative" if score <= -0.25 else "neutral"
     )
     return Sentiment(label=label, score=score), _explain(min(1.0, 0.5 + abs(score) / 2), evidence)
-
-
-def _statement_label(statement: str | None, text: str) -> SentimentLabel | None:
-    if statement is None:
-        return None
-    negative = (
-        "差",
-        "不满",
-        "低",
-        "1/5",
-        "2/5",
-        "1 star",
-        "2 star",
-        "1星",
-        "2星",
-        "一星",
-        "二星",
-        "两星",
-        "1分",
-        "2分",
-        "poor",
-        "bad",
-        "low",
-        "unsatisfied",
-        "dissatisfied",
-    )
-    positive = (
-        "非常满意",
-        "很满意",
-        "满意度为满意",
-        "满意度：满意",
-        "满意度:满意",
-        "高",
-        "好评",
-        "5/5",
-        "4/5",
-        "5 star",
-        "4 star",
-        "五星",
-        "四星",
-        "5星",
-        "4星",
-        "5分",
-        "high",
-        "excellent",
-        "great",
-        "good",
-        "satisfied",
-    )
-    window = text[text.find(statement) : text.find(statement) + len(statement) + 8].lower()
-    if any(cue in window for cue in negative):
-        return "negative"
-    if any(cue in window for cue in positive):
-        return "positive"
-    return "neutral"
 
 
 # ---------------------------------------------------------------- urgency
@@ -470,32 +467,105 @@ def extract_keywords(
 # ---------------------------------------------------------------- the analyzer
 
 
-@dataclass(frozen=True)
-class RuleAnalyzer:
-    models: LanguageModels
-    version: str = ANALYZER_VERSION
+@dataclass
+class _Budget:
+    seconds: float
+    clock: Callable[[], float]
+    started: float = 0.0
+    skipped: list[str] = field(default_factory=list)
 
-    def analyze(self, text: str) -> Analysis:
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def allows(self, stage: str) -> bool:
+        if self.clock() - self.started <= self.seconds:
+            return True
+        self.skipped.append(stage)
+        return False
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the rules and the language models found: the analysis without the linear model,
+    and the features the linear model reads."""
+
+    text: str
+    language: str
+    language_why: Explanation
+    rating: Assessment | None
+    question: bool
+    intent: IntentResult
+    problem: bool
+    need: str | None
+    need_cue: str | None
+    need_why: Explanation
+    sentiment: Sentiment
+    sentiment_why: Explanation
+    urgency: Urgency
+    urgency_why: Explanation
+    words: list[str]
+    need_words: list[str]
+
+    def features(self) -> list[str]:
+        found = [
+            f"language={self.language}",
+            f"rule_intent={self.intent.intent}",
+            f"rule_secondary={self.intent.secondary}",
+            f"rule_sentiment={self.sentiment.label}",
+            f"rule_urgency={self.urgency}",
+            f"stated={self.need_cue}",
+            *(f"cue={intent}" for intent in self.intent.scores),
+            *self.need_words,
+        ]
+        if self.rating is not None:
+            found.append(f"rating={self.rating.verdict}")
+        if self.question:
+            found.append("question")
+        if self.problem:
+            found.append("problem")
+        if len(self.text) < 12:
+            found.append("short")
+        return found
+
+
+_SENTIMENT_LABELS: tuple[SentimentLabel, ...] = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class TextAnalyzer:
+    """Rules and offline language models, then (with ``model``) the linear model's heads."""
+
+    models: LanguageModels
+    model: LinearModel | None = None
+    version: str = ANALYZER_VERSION
+    budget_seconds: float = BUDGET_SECONDS
+    # The analysis's own CPU time: what it costs, whatever else the machine is doing.
+    clock: Callable[[], float] = time.thread_time
+
+    def find(self, text: str, use_models: bool = True) -> Findings:
+        text = text[:MAX_TEXT]
         lowered = text.lower()
         language, language_why = detect_language(text, self.models)
-        words = self.models.segment(text) if text.strip() else []
-        statement = states_satisfaction(text)
-        is_question = bool(_QUESTION.search(text.strip()))
-        intent = classify_intent(text, lowered, statement, is_question)
+        rating = rating_statement(text)
+        question = is_question(text.strip())
+        intent = classify_intent(text, lowered, rating.basis if rating else None, question)
         problem = bool(intent.problem_cues) or (
             intent.intent in lexicon.PROBLEM_INTENTS
             and intent.intent != "complaint"
-            and not is_question
+            and not question
         )
+        need, need_cue, need_why = stated_need(text)
+        window = text[:MODEL_WINDOW]
+        words = self.models.segment(window) if use_models and window.strip() else []
         sentiment, sentiment_why = score_sentiment(
             text,
             lowered,
             language,
             words,
-            self.models,
-            statement_verdict=_statement_label(statement, text),
+            self.models if use_models else None,
+            statement_verdict=_VERDICT_SENTIMENT[rating.verdict] if rating else None,
             problem=problem and intent.intent not in ("praise", "feedback", "inquiry"),
-            is_question=is_question,
+            is_question=question,
         )
         if not intent.cued and abs(sentiment.score) >= 0.5:
             # No topic at all: the feeling is the message ("best service ever", "never again").
@@ -507,23 +577,135 @@ class RuleAnalyzer:
                 intent.problem_cues,
                 cued=False,
             )
-        need, need_why = extract_need(text)
         urgency, urgency_why = rate_urgency(text, lowered, intent.intent, problem, sentiment)
-        keywords, keywords_why = extract_keywords(words, self.models)
+        need_words = [
+            f"{kind}={name}"
+            for kind, cues in (
+                ("action", lexicon.NEED_ACTION_CUES),
+                ("object", lexicon.NEED_OBJECT_CUES),
+            )
+            for name, words in cues.items()
+            if _find(text, lowered, words)
+        ]
+        return Findings(
+            text,
+            language,
+            language_why,
+            rating,
+            question,
+            intent,
+            problem,
+            need,
+            need_cue,
+            need_why,
+            sentiment,
+            sentiment_why,
+            urgency,
+            urgency_why,
+            words,
+            need_words,
+        )
+
+    def analyze(self, text: str) -> Analysis:
+        budget = _Budget(self.budget_seconds, self.clock)
+        partial = []
+        if len(text) > MAX_TEXT:
+            partial.append(f"only the first {MAX_TEXT} of {len(text)} characters read")
+        found = self.find(text, use_models=budget.allows("models"))
+        intent, secondary = found.intent.intent, found.intent.secondary
+        intent_why = found.intent.explanation
+        sentiment, sentiment_why = found.sentiment, found.sentiment_why
+        urgency, urgency_why = found.urgency, found.urgency_why
+        need, source, key = found.need, "stated" if found.need else None, None
+        need_why = found.need_why
+        if self.model is not None and budget.allows("linear model"):
+            heads = self.model.predict(char_ngrams(text[:MODEL_WINDOW]), found.features())
+            intent, secondary, intent_why = _intent_of(heads["intent"], found.intent)
+            sentiment, sentiment_why = _sentiment_of(heads["sentiment"], found.sentiment_why)
+            if intent == "feedback" and found.rating is not None:
+                sentiment, sentiment_why = found.sentiment, found.sentiment_why  # the rating
+            urgency = cast(Urgency, heads["urgency"].label)
+            urgency_why = _explain(heads["urgency"].probability, urgency_why.evidence)
+            need, source, key, need_why = _need_of(heads["need_key"], found)
+        if budget.allows("keywords"):
+            keywords, keywords_why = extract_keywords(found.words, self.models)
+        else:
+            keywords, keywords_why = [], _explain(0.0, ["skipped"])
+        if budget.skipped:
+            partial.append(
+                f"time budget of {self.budget_seconds * 1000:.0f} ms spent: "
+                + ", ".join(budget.skipped)
+                + " skipped"
+            )
         return Analysis(
-            language=language,
+            language=found.language,
             need=need,
-            intent=intent.intent,
-            secondary=intent.secondary,
+            need_source=source,
+            need_key=key,
+            intent=intent,
+            secondary=secondary,
             sentiment=sentiment,
             urgency=urgency,
             keywords=keywords,
+            partial=bool(partial),
+            partial_reason="; ".join(partial) or None,
             explanations={
-                "language": language_why,
+                "language": found.language_why,
                 "need": need_why,
-                "intent": intent.explanation,
+                "intent": intent_why,
                 "sentiment": sentiment_why,
                 "urgency": urgency_why,
                 "keywords": keywords_why,
             },
         )
+
+
+# A second intent counts when the model gives it at least this probability.
+SECONDARY_PROBABILITY = 0.25
+
+
+def _intent_of(head: Prediction, rules: IntentResult) -> tuple[Intent, Intent | None, Explanation]:
+    intent = cast(Intent, head.label)
+    second, probability = head.ranked[1]
+    secondary: Intent | None = None
+    if probability >= SECONDARY_PROBABILITY:
+        secondary = cast(Intent, second)
+    elif rules.secondary is not None and intent in (rules.intent, rules.secondary):
+        # The rules saw two intents and the model chose one of them: the other is secondary.
+        secondary = rules.secondary if intent == rules.intent else rules.intent
+    evidence = [f"model p={head.probability:.2f}"]
+    if rules.intent == intent:
+        evidence += rules.explanation.evidence
+    return intent, secondary, _explain(head.probability, evidence)
+
+
+def _sentiment_of(head: Prediction, rules: Explanation) -> tuple[Sentiment, Explanation]:
+    """The label is the model's; the score is P(positive) - P(negative)."""
+    probability = dict(head.ranked)
+    score = round(probability["positive"] - probability["negative"], 3)
+    label = cast(SentimentLabel, head.label)
+    evidence = [f"model p={head.probability:.2f}", *rules.evidence]
+    return Sentiment(label=label, score=score), _explain(head.probability, evidence)
+
+
+def _need_of(
+    head: Prediction, found: Findings
+) -> tuple[str | None, NeedSource | None, str | None, Explanation]:
+    """The model decides whether there is a need and its key; its words are the customer's
+    request when one is stated, else the key's phrase in the customer's language."""
+    if head.label == NO_NEED:
+        return None, None, None, _explain(head.probability, ["model: no need"])
+    evidence = [f"model p={head.probability:.2f}"]
+    if found.need is not None:
+        return (
+            found.need,
+            "stated",
+            head.label,
+            _explain(head.probability, evidence + found.need_why.evidence),
+        )
+    return (
+        implied_need(head.label, found.language),
+        "implied",
+        head.label,
+        _explain(head.probability, [*evidence, "implied by the problem"]),
+    )

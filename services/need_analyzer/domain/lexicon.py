@@ -300,3 +300,58 @@ CHINESE_STOPWORDS = frozenset("""
 昨天 是不是 有没有 此致 没收 没有 然后 现在 知道 能不能 觉得 请问 谢谢 还是 还有 这个 这么 那个 那么 问题 需要 麻烦
 """.split())
 # fmt: on
+
+# Words that name a need's action or object (docs/labelling-guide.md §3.4): findings the linear
+# model's need-key head reads beside the n-grams.
+# fmt: off
+NEED_ACTION_CUES: dict[str, tuple[str, ...]] = {
+    "refund": ("退款", "退钱", "退回", "补差价", "返还", "退货", "refund", "money back", "reverse the charge", "credit the difference"),
+    "replace": ("换货", "换一个", "换新", "调换", "换个", "replace", "replacement", "exchange", "swap"),
+    "resend": ("补发", "重发", "再寄", "漏发", "少发", "resend", "reship", "send the missing", "missing"),
+    "repair": ("维修", "修一下", "返修", "保修", "repair"),
+    "deliver": ("发货", "送到", "派送", "重新派送", "快点到", "没收到", "还没到", "没动", "ship", "deliver", "redeliver", "arrived", "not received"),
+    "speed_up": ("加急", "快点回复", "提速", "快一点", "太慢", "没人回", "没人理", "排队", "expedite", "rush", "faster", "quicker", "no reply", "waiting"),
+    "track": ("查一下", "到哪了", "进度", "状态", "物流信息", "track", "status", "where is", "check on"),
+    "cancel": ("取消", "退订", "不要了", "关闭自动续费", "cancel", "stop my plan", "unsubscribe"),
+    "change": ("改", "修改", "更换", "换绑", "change", "update", "edit", "switch", "upgrade", "downgrade"),
+    "explain": ("是什么", "为什么", "多少", "有没有", "怎么用", "吗", "what", "why", "which", "how much", "do you", "is it", "does it"),
+    "compensate": ("赔偿", "补偿", "赔", "compensation", "compensate", "make it up"),
+    "fix": ("修复", "bug", "恢复正常", "闪退", "报错", "打不开", "崩溃", "fix", "error", "crash", "not working"),
+    "restore_access": ("登不上", "登录不了", "解锁", "解封", "找回账号", "收不到验证码", "验证码", "unlock", "can't log in", "cannot log in", "recover my account", "locked"),
+    "reset": ("重置密码", "忘记密码", "改密码", "reset", "forgot"),
+    "secure": ("盗号", "盗刷", "被盗", "冻结", "异地登录", "hacked", "fraud", "freeze", "block my card", "unauthorized", "unauthorised"),
+    "contact": ("回电", "联系我", "转人工", "找经理", "人工", "call me back", "speak to", "a human", "manager", "call back"),
+    "issue": ("开发票", "开票", "专票", "收据", "重开", "发票", "invoice", "receipt"),
+    "handle": ("处理", "给个说法", "调查", "投诉", "look into", "deal with", "investigate", "escalate", "complaint"),
+    "apologize": ("道歉", "赔礼", "apology", "apologise", "apologize"),
+    "improve": ("改进", "优化", "提升", "建议", "improve", "should add", "would be nice", "suggest"),
+    "stop": ("别再发", "退订推送", "骚扰", "短信", "stop texting", "stop sending", "spam"),
+    "delete": ("注销", "删除", "delete", "close my account", "erase"),
+    "buy": ("下单", "预订", "想买", "代下单", "buy", "reserve", "pre-order", "purchase"),
+}
+NEED_OBJECT_CUES: dict[str, tuple[str, ...]] = {
+    "order": ("订单", "单子", "这单", "order"),
+    "package": ("包裹", "快递", "货", "物流", "parcel", "package", "shipment", "tracking"),
+    "product": ("商品", "东西", "耳机", "配件", "产品", "item", "product", "charger", "size"),
+    "payment": ("付款", "支付", "银行卡", "花呗", "信用卡", "payment", "pay", "card", "paypal"),
+    "charge": ("扣费", "扣款", "多扣", "服务费", "差价", "扣了", "charge", "charged", "fee", "deduction", "difference"),
+    "refund": ("退款进度", "退款到账", "refund status", "my refund"),
+    "subscription": ("会员", "订阅", "自动续费", "套餐", "subscription", "membership", "plan", "renewal"),
+    "account": ("账号", "账户", "积分", "会员等级", "手机号", "邮箱", "account", "profile", "points", "e-mail", "email"),
+    "password": ("密码", "password", "pin"),
+    "address": ("地址", "收货地址", "address", "postcode"),
+    "invoice": ("发票", "专票", "收据", "invoice", "receipt"),
+    "response": ("回复", "响应", "答复", "排队", "reply", "response", "wait time", "answer"),
+    "agent": ("人工", "经理", "主管", "human", "agent", "manager", "supervisor"),
+    "staff": ("态度", "店员", "快递员", "rude", "courier", "attitude", "staff"),
+    "app": ("app", "网站", "小程序", "页面", "site", "website", "page", "checkout"),
+    "coupon": ("优惠券", "红包", "券", "礼品卡", "coupon", "promo code", "voucher", "gift card"),
+    "price": ("价格", "报价", "折扣", "满减", "活动", "多少钱", "price", "quote", "deal", "sale", "discount"),
+    "delivery": ("运费", "配送范围", "几天到", "顺丰", "shipping", "delivery options", "ship to"),
+    "policy": ("政策", "保修", "七天无理由", "policy", "warranty"),
+    "store": ("门店", "营业时间", "电话多少", "store", "opening hours", "hours"),
+    "service": ("服务", "售后", "客服", "service", "support"),
+    "complaint": ("投诉", "虚假宣传", "complaint", "misleading"),
+    "messages": ("短信", "推送", "广告电话", "texts", "newsletter", "notifications", "marketing"),
+}
+# fmt: on

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.need_analyzer.adapters import repository as repo
 from shared.auth import Principal, require
@@ -30,7 +30,10 @@ class StoredAnalysis(BaseModel):
 
 
 class NeedCount(BaseModel):
-    need: str
+    need: str = Field(description="the wording customers use most for this need")
+    need_key: str | None = Field(
+        description="action:object (docs/need-keys.md); null for analyses made before keys"
+    )
     count: int
     intents: list[Intent]
 
@@ -61,11 +64,15 @@ async def get_analysis(issue_id: uuid.UUID, db: DatabaseDep, _: CanReadAnalyses)
         analysis=Analysis(
             language=row.language,
             need=row.need,
+            need_source=row.need_source,
+            need_key=row.need_key,
             intent=row.intent,
             secondary=row.secondary,
             sentiment=Sentiment(label=row.sentiment_label, score=row.sentiment_score),
             urgency=row.urgency,
             keywords=row.keywords,
+            partial=row.partial_reason is not None,
+            partial_reason=row.partial_reason,
             explanations={
                 name: Explanation.model_validate(value)
                 for name, value in (row.explanations or {}).items()
@@ -84,7 +91,8 @@ async def top_needs(
     until: Annotated[Timestamp | None, Query(description="default: now")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> TopNeeds:
-    """The most frequent needs (as customers put them, case-folded) and intents of a period."""
+    """The most frequent needs of a period, grouped by need key (stated and implied needs of
+    the same meaning count as one), and its most frequent intents."""
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=30)
     if since >= until:
@@ -95,6 +103,9 @@ async def top_needs(
         since=since,
         until=until,
         issues=total,
-        needs=[NeedCount(need=r.need, count=r.count, intents=sorted(r.intents)) for r in needs],
+        needs=[
+            NeedCount(need=r.need, need_key=r.need_key, count=r.count, intents=sorted(r.intents))
+            for r in needs
+        ],
         intents=[IntentCount(intent=r.intent, count=r.count) for r in intents],
     )

@@ -1,5 +1,6 @@
-"""`python -m services.need_analyzer.evaluation [--file F] [--misses]`: accuracy per field and
-the intent confusion table of the current analyzer on a labelled set."""
+"""`python -m services.need_analyzer.evaluation [--misses]`: accuracy per field of the current
+analyzer on the tuning set (with the intent confusion table, and its misses on request) and on
+the held-out set (aggregate figures only: its messages and misses are never shown)."""
 
 from __future__ import annotations
 
@@ -7,40 +8,48 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from services.need_analyzer.adapters.models import OfflineModels
-from services.need_analyzer.domain.analyzer import RuleAnalyzer
-from services.need_analyzer.evaluation import FIELDS, MESSAGES, evaluate, load
+from services.need_analyzer.adapters.models import OfflineModels, load_linear_model
+from services.need_analyzer.domain.analyzer import TextAnalyzer
+from services.need_analyzer.evaluation import FIELDS, HELDOUT, TUNING, Report, evaluate, load
 from shared.contracts import Intent
 
 INTENTS: tuple[Intent, ...] = Intent.__args__  # type: ignore[attr-defined]
 
 
+def describe(name: str, messages: list[dict[str, Any]]) -> str:
+    languages = sorted({m["language"] for m in messages})
+    counts = [f"{sum(m['language'] == lang for m in messages)} {lang}" for lang in languages]
+    return f"{name}: {len(messages)} messages ({', '.join(counts)})"
+
+
+def table(reports: dict[str, Report]) -> None:
+    print(f"  {'field':<20}" + "".join(f"{name:>10}" for name in reports))
+    for field in FIELDS:
+        print(f"  {field:<20}" + "".join(f"{r.accuracy(field):>10.1%}" for r in reports.values()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--file", type=Path, default=MESSAGES)
-    parser.add_argument("--misses", action="store_true", help="list every message with an error")
+    parser.add_argument("--misses", action="store_true", help="list the tuning set's errors")
     args = parser.parse_args()
-    analyzer = RuleAnalyzer(OfflineModels(Path(tempfile.gettempdir()) / "kefu-eval-cache"))
-    messages = load(args.file)
-    report = evaluate(analyzer, messages)
-    languages = sorted({m["language"] for m in messages})
-    print(
-        f"{analyzer.version} on {report.total} messages ({args.file.name}: "
-        + ", ".join(f"{sum(m['language'] == lang for m in messages)} {lang}" for lang in languages)
-        + ")\n"
+    analyzer = TextAnalyzer(
+        OfflineModels(Path(tempfile.gettempdir()) / "kefu-eval-cache"), load_linear_model()
     )
-    for name in FIELDS:
-        print(f"  {name:<20} {report.accuracy(name):6.1%}")
+    tuning, heldout = load(TUNING), load(HELDOUT)
+    print(f"{analyzer.version}\n  {describe('tuned', tuning)}\n  {describe('held-out', heldout)}\n")
+    reports = {"tuned": evaluate(analyzer, tuning), "held-out": evaluate(analyzer, heldout)}
+    table(reports)
     short = {intent: intent[:7] for intent in INTENTS}
-    print("\nintent confusion (rows: expected, columns: found)")
+    print("\nintent confusion on the tuned set (rows: expected, columns: found)")
     print(" " * 16 + " ".join(f"{short[i]:>7}" for i in INTENTS))
     for expected in INTENTS:
-        row = [report.confusion[(expected, found)] for found in INTENTS]
+        row = [reports["tuned"].confusion[(expected, found)] for found in INTENTS]
         print(f"{expected:<16}" + " ".join(f"{n or '.':>7}" for n in row))
     if args.misses:
         print()
-        for miss in report.misses:
+        for miss in reports["tuned"].misses:
             print(json.dumps(miss, ensure_ascii=False))
 
 

@@ -1,0 +1,88 @@
+"""A linear model over character n-grams and the rules' findings, one head per output.
+
+The features are the text's character 1- to 4-grams (lower-cased, digits folded to 0, runs of
+space folded to one), weighted by TF-IDF (sublinear term frequency, L2-normalised), plus one
+feature per rule finding ("rule_intent=refund", "question", "stated=请", "action=refund"…).
+Each head (intent, sentiment, urgency, need key) is a linear classifier (one-vs-rest linear
+SVM) over the same features, trained by ``services/need_analyzer/training.py`` on the tuning
+set only and shipped as a file. Scoring is a sum of weight rows, microseconds per message; a
+softmax of the scores gives each label's share, which stands for the confidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_N = 4
+SHARPNESS = 4.0
+_SPACES = re.compile(r"\s+")
+_DIGITS = str.maketrans("123456789", "000000000")
+
+Floats = npt.NDArray[np.float32]
+
+
+def char_ngrams(text: str) -> Counter[str]:
+    """The character 1- to 4-grams of a text (call it with the model window)."""
+    folded = " " + _SPACES.sub(" ", text.lower().translate(_DIGITS)).strip() + " "
+    grams: Counter[str] = Counter()
+    for n in range(1, MAX_N + 1):
+        grams.update(folded[i : i + n] for i in range(len(folded) - n + 1))
+    return grams
+
+
+@dataclass(frozen=True)
+class Head:
+    labels: tuple[str, ...]
+    weights: Floats  # (features, labels)
+    bias: Floats  # (labels,)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probability: float
+    ranked: list[tuple[str, float]]  # every label, most probable first
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    ngrams: Mapping[str, int]  # n-gram -> feature index
+    idf: Floats
+    rules: Mapping[str, int]  # rule finding -> feature index (after the n-grams)
+    heads: Mapping[str, Head]
+    rule_weight: float  # the value of a rule finding that is present
+
+    def vector(self, grams: Counter[str], findings: Iterable[str]) -> tuple[list[int], Floats]:
+        """Sparse features: the indices and their values."""
+        index, counts = [], []
+        for gram, count in grams.items():
+            position = self.ngrams.get(gram)
+            if position is not None:
+                index.append(position)
+                counts.append(count)
+        values = np.asarray(counts, dtype=np.float32)
+        if index:
+            values = (1 + np.log(values)) * self.idf[index]
+            values /= np.linalg.norm(values)
+        known = sorted({self.rules[f] for f in findings if f in self.rules})
+        rules = np.full(len(known), self.rule_weight, dtype=np.float32)
+        return index + known, np.concatenate([values, rules])
+
+    def predict(self, grams: Counter[str], findings: Iterable[str]) -> dict[str, Prediction]:
+        index, values = self.vector(grams, findings)
+        predictions = {}
+        for name, head in self.heads.items():
+            scores = values @ head.weights[index] + head.bias
+            # SVM scores are margins, about -1..1: sharpen them before the softmax.
+            scores = np.exp(SHARPNESS * (scores - scores.max()))
+            probabilities = scores / scores.sum()
+            order = np.argsort(-probabilities)
+            ranked = [(head.labels[i], float(probabilities[i])) for i in order]
+            predictions[name] = Prediction(ranked[0][0], ranked[0][1], ranked)
+        return predictions

@@ -1,0 +1,43 @@
+"""The linear model's scoring, on a model small enough to check by hand, and the shipped one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.need_analyzer.adapters.models import load_linear_model
+from services.need_analyzer.domain.linear import Head, LinearModel, char_ngrams
+
+
+def test_ngrams_fold_case_digits_and_spaces() -> None:
+    assert char_ngrams("Ab  1") == char_ngrams("aB 7")
+    grams = char_ngrams("退款")
+    assert grams["退"] == 1 and grams["退款"] == 1 and grams[" 退款 "] == 1
+
+
+def test_scores_are_the_sum_of_the_weights_of_what_is_present() -> None:
+    head = Head(
+        labels=("refund", "delivery"),
+        # rows: n-gram "退", n-gram "快", rule "question"
+        weights=np.asarray([[2.0, 0.0], [0.0, 2.0], [0.0, 1.0]], dtype=np.float32),
+        bias=np.zeros(2, dtype=np.float32),
+    )
+    idf = np.ones(2, dtype=np.float32)
+    model = LinearModel({"退": 0, "快": 1}, idf, {"question": 2}, {"intent": head}, 1.0)
+    assert model.predict(char_ngrams("退"), [])["intent"].label == "refund"
+    # Equal n-grams, and the rule finding tips it.
+    tied = model.predict(char_ngrams("退快"), ["question", "unknown finding"])["intent"]
+    assert tied.label == "delivery"
+    assert [label for label, _ in tied.ranked] == ["delivery", "refund"]
+    assert abs(sum(p for _, p in tied.ranked) - 1) < 1e-6
+    # Nothing known: the bias decides, evenly.
+    assert model.predict(char_ngrams("xyz"), [])["intent"].probability == 0.5
+
+
+def test_the_shipped_model_has_every_head() -> None:
+    model = load_linear_model()
+    assert set(model.heads) == {"intent", "sentiment", "urgency", "need_key"}
+    assert "none" in model.heads["need_key"].labels
+    assert len(model.heads["intent"].labels) == 13
+    assert all(
+        h.weights.shape[0] == len(model.ngrams) + len(model.rules) for h in model.heads.values()
+    )
