@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from deploy.launcher import ServiceProcesses
+from services.need_analyzer.domain.analyzer import ANALYZER_VERSION
 from shared.settings import Settings
 from tests.support import BOOTSTRAP_KEY, event_tap
 
@@ -17,7 +18,12 @@ AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
 
 
 async def test_analysis_and_top_needs(services: ServiceProcesses, stack: Settings) -> None:
-    texts = ["需要更快的响应速度", "您好，需要更快的响应速度！", "I need a refund for order 77"]
+    texts = [
+        "需要更快的响应速度",
+        "您好，需要更快的响应速度！",
+        "I need a refund for order 77",
+        "等了两个小时没人理",
+    ]
     async with (
         event_tap(stack, binding="issue.analyzed") as tap,
         httpx.AsyncClient(headers=AUTH) as client,
@@ -45,13 +51,17 @@ async def test_analysis_and_top_needs(services: ServiceProcesses, stack: Setting
         assert body["analysis"]["intent"] == "refund"
         assert body["analysis"]["language"] == "en"
         assert body["analysis"]["explanations"]["intent"]["evidence"]
-        assert body["analyzer_version"] == "kefu-rules-2"
+        assert body["analysis"]["need_source"] == "stated"
+        assert body["analysis"]["partial"] is False
+        assert body["analyzer_version"] == ANALYZER_VERSION
 
         top = (await client.get(f"{base}/v1/needs/top", params={"limit": 5})).json()
-        needs = {item["need"]: item for item in top["needs"]}
-        assert needs["更快的响应速度"]["count"] >= 2
-        assert "response_speed" in needs["更快的响应速度"]["intents"]
-        assert top["issues"] >= 3
+        needs = {item["need_key"]: item for item in top["needs"]}
+        # Two stated needs and an implied one of the same meaning count as one.
+        assert needs["speed_up:response"]["count"] >= 3
+        assert needs["speed_up:response"]["need"] == "更快的响应速度"
+        assert "response_speed" in needs["speed_up:response"]["intents"]
+        assert top["issues"] >= 4
         assert {item["intent"] for item in top["intents"]} >= {"response_speed", "refund"}
 
         future = (datetime.now(UTC) + timedelta(days=1)).isoformat()

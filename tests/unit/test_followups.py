@@ -156,6 +156,18 @@ def test_a_reanalysis_marks_the_theme_it_leaves() -> None:
     assert b.themes == {("intent", "delivery"), ("need", "x"), ("intent", "billing"), ("need", "y")}
 
 
+def test_a_need_theme_is_the_analyzers_need_key_when_it_has_one() -> None:
+    """Stated and implied needs of one meaning share the analyzer's key, whatever the words."""
+    b = batch()
+    event = analyzed(need="回复快一点")
+    keyed = event.analysis.model_copy(update={"need_key": "speed_up:response"})
+    b.analyzed(event.model_copy(update={"analysis": keyed}))
+    assert ("need", "speed_up:response") in b.themes
+    older = batch()
+    older.analyzed(analyzed(need="回复快一点"))  # an analysis from before keys
+    assert ("need", "回复快一点") in older.themes
+
+
 def test_customer_level_feedback_gets_a_follow_up_of_its_own_each_time() -> None:
     b = batch()
     b.evaluated(verdict("dissatisfied", 1, issue_id=None))

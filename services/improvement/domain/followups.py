@@ -204,7 +204,8 @@ class Batch:
         issue = self._issue(event.issue_id)
         issue.language = analysis.language
         issue.need = analysis.need
-        issue.need_key = need_key(analysis.need)
+        # The analyzer's action:object key groups needs by meaning; older analyses have none.
+        issue.need_key = analysis.need_key or need_key(analysis.need)
         issue.intent = analysis.intent
         issue.analyzed_at = event.analyzed_at
         followup = self.followups.get(event.issue_id)
