@@ -106,8 +106,8 @@ MIXED_TEXTS = (
 )
 # An incident: every customer writes the same thing. Dissatisfied (not merely neutral), so the
 # theme crosses the dissatisfied-share rule and improvement must propose, then update.
-HOT_TEXT = "很不满意，需要更快的发货"
-HOT_THEMES = ("intent:delivery", "need:更快的发货")
+HOT_TEXT = "很不满意，快递一周了还没到，需要尽快发货"
+HOT_THEMES = ("intent:delivery", "need:deliver:package")
 
 
 @dataclass

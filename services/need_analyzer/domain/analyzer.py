@@ -626,7 +626,7 @@ class TextAnalyzer:
                 sentiment, sentiment_why = found.sentiment, found.sentiment_why  # the rating
             urgency = cast(Urgency, heads["urgency"].label)
             urgency_why = _explain(heads["urgency"].probability, urgency_why.evidence)
-            need, source, key, need_why = _need_of(heads["need_key"], found)
+            need, source, key, need_why = _need_of(heads["need_key"], found, intent)
         if budget.allows("keywords"):
             keywords, keywords_why = extract_keywords(found.words, self.models)
         else:
@@ -688,24 +688,34 @@ def _sentiment_of(head: Prediction, rules: Explanation) -> tuple[Sentiment, Expl
     return Sentiment(label=label, score=score), _explain(head.probability, evidence)
 
 
+# The labelling guide's rules of presence (docs/labelling-guide.md §3.1): these never have a
+# need; every topic, a question and a wait for a reply always have one; a complaint or a
+# rating has one when it states a request.
+NEVER_A_NEED: frozenset[Intent] = frozenset({"other", "praise"})
+ALWAYS_A_NEED: frozenset[Intent] = frozenset(
+    [*(i for i in lexicon.INTENT_PRIORITY if i in lexicon.PROBLEM_INTENTS), "inquiry"]
+) - {"complaint"}
+
+
 def _need_of(
-    head: Prediction, found: Findings
+    head: Prediction, found: Findings, intent: Intent
 ) -> tuple[str | None, NeedSource | None, str | None, Explanation]:
-    """The model decides whether there is a need and its key; its words are the customer's
-    request when one is stated, else the key's phrase in the customer's language."""
-    if head.label == NO_NEED:
-        return None, None, None, _explain(head.probability, ["model: no need"])
-    evidence = [f"model p={head.probability:.2f}"]
+    """The model decides the key, within the guide's rules of presence; the need's words are
+    the customer's request when one is stated, else the key's phrase in their language."""
+    key = head.label
+    if intent in NEVER_A_NEED or found.language == "und":
+        key = NO_NEED
+    elif key == NO_NEED and (intent in ALWAYS_A_NEED or found.need is not None):
+        key = next(label for label, _ in head.ranked if label != NO_NEED)
+    share = dict(head.ranked)[key]
+    if key == NO_NEED:
+        return None, None, None, _explain(share, [f"no need (model p={share:.2f})"])
+    evidence = [f"model p={share:.2f}"]
     if found.need is not None:
-        return (
-            found.need,
-            "stated",
-            head.label,
-            _explain(head.probability, evidence + found.need_why.evidence),
-        )
+        return found.need, "stated", key, _explain(share, evidence + found.need_why.evidence)
     return (
-        implied_need(head.label, found.language),
+        implied_need(key, found.language),
         "implied",
-        head.label,
-        _explain(head.probability, [*evidence, "implied by the problem"]),
+        key,
+        _explain(share, [*evidence, "implied by the problem"]),
     )
