@@ -271,6 +271,7 @@ async def job_target(session: AsyncSession, delivery_id: uuid.UUID) -> Any:
                 endpoints.c.secret,
                 endpoints.c.max_in_flight,
                 endpoints.c.status.label("endpoint_status"),
+                endpoints.c.consecutive_failures,
             )
             .select_from(deliveries.join(endpoints, endpoints.c.id == deliveries.c.endpoint_id))
             .where(deliveries.c.id == delivery_id)

@@ -293,7 +293,10 @@ class Deliveries:
         delivery_id = target.id
         failed = not sent.attempt.succeeded
         async with db.unit_of_work() as uow:
-            failures = await repo.count_failure(uow.session, target.endpoint_id, failed=failed)
+            if failed or target.consecutive_failures:
+                failures = await repo.count_failure(uow.session, target.endpoint_id, failed=failed)
+            else:  # a healthy endpoint's success: nothing to clear, its row is left alone
+                failures = 0
             decision = decide(
                 sent.attempt,
                 try_number=try_number,
