@@ -105,15 +105,20 @@ class Sender:
             "webhook-timestamp": str(int(at.timestamp())),
             "webhook-signature": Webhook(secret).sign(message_id, at, body),
         }
-        # Connect to the address that was checked, not to a second lookup's answer (which a
-        # rebinding name could point elsewhere); TLS still checks the certificate's name.
-        request = self.client.build_request(
-            "POST",
-            httpx.URL(url).copy_with(host=address),
-            content=body.encode(),
-            headers={**headers, "host": _host_header(url)},
-            extensions={"sni_hostname": host} if scheme == "https" else {},
-        )
+        if scheme == "https":
+            # TLS proves the server holds a certificate for the name, so a name re-pointed at
+            # an internal address after the check gets no request; pooled connections stay
+            # keyed by name (two names on one address never share a verified connection).
+            request = self.client.build_request("POST", url, content=body.encode(), headers=headers)
+        else:
+            # Plain HTTP proves nothing: connect to the address that was checked, not to a
+            # second lookup's answer, which a rebinding name could point elsewhere.
+            request = self.client.build_request(
+                "POST",
+                httpx.URL(url).copy_with(host=address),
+                content=body.encode(),
+                headers={**headers, "host": _host_header(url)},
+            )
         response = await self.client.send(request, stream=True)
         try:
             kept = b""
