@@ -123,6 +123,8 @@ class WebhookSettings(BaseSettings):
     # How long a job for an endpoint that is at its limit waits before it is tried again.
     busy_delay_seconds: float = Field(default=1.0, gt=0)
     dispatch_poll_seconds: float = Field(default=0.5, gt=0)
+    # How long the delivery log keeps what was delivered or failed for good.
+    log_retention_days: float = Field(default=30, gt=0)
 
     @field_validator("retry_schedule")
     @classmethod

@@ -58,9 +58,7 @@ async def _delivery(db: Database, endpoint_id: uuid.UUID, **values: object) -> u
                 event_id=uuid.uuid4(),
                 event_type="kefu.issue.received",
                 event={"id": "x"},
-                created_at=NOW,
-                updated_at=NOW,
-                **{"status": "pending", **values},
+                **{"status": "pending", "created_at": NOW, "updated_at": NOW, **values},
             )
         )
     return delivery_id
@@ -125,3 +123,29 @@ async def test_an_unconfirmed_job_is_released_and_an_overdue_one_gets_a_new_chai
         assert row["chain"] is None and row["enqueued_at"] is None  # the dispatcher's again
     for delivery_id in (waiting_retry, delivered, superseded):
         assert (await _row(db, delivery_id))["enqueued_at"] is not None
+
+
+async def test_the_log_forgets_only_what_settled_before_its_retention(db: Database) -> None:
+    endpoint_id = await _endpoint(db)
+    old, cutoff = NOW - timedelta(days=40), NOW - timedelta(days=30)
+    gone = [
+        await _delivery(db, endpoint_id, status=status, updated_at=old)
+        for status in ("delivered", "failed")
+    ]
+    kept = [
+        await _delivery(db, endpoint_id, status="pending", updated_at=old),
+        await _delivery(db, endpoint_id, status="paused", updated_at=old),
+        await _delivery(db, endpoint_id, status="delivered", updated_at=NOW),
+    ]
+    async with db.unit_of_work() as uow:
+        assert await repo.forget_settled(uow.session, cutoff, 1) == 1  # bounded
+        assert await repo.forget_settled(uow.session, cutoff, 100) == 1
+    async with db.unit_of_work() as uow:
+        left = set(
+            (
+                await uow.session.execute(
+                    select(deliveries.c.id).where(deliveries.c.endpoint_id == endpoint_id)
+                )
+            ).scalars()
+        )
+    assert left == set(kept) and not left & set(gone)

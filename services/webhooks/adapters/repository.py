@@ -256,6 +256,23 @@ async def release_stale(session: AsyncSession, older_than: datetime) -> int:
     return len(released.all())
 
 
+async def forget_settled(session: AsyncSession, older_than: datetime, limit: int) -> int:
+    """Delete up to ``limit`` deliveries settled (delivered or failed) before ``older_than``."""
+    oldest = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.status.in_(("delivered", "failed")),
+            deliveries.c.updated_at < older_than,
+        )
+        .limit(limit)
+        .scalar_subquery()
+    )
+    deleted = await session.execute(
+        deliveries.delete().where(deliveries.c.id.in_(oldest)).returning(deliveries.c.id)
+    )
+    return len(deleted.all())
+
+
 async def job_target(session: AsyncSession, delivery_id: uuid.UUID) -> Any:
     """A delivery with what its call needs of its endpoint."""
     row: Any = (

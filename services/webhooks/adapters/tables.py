@@ -89,3 +89,9 @@ Index(
     deliveries.c.created_at,
     postgresql_where=text("status = 'pending' AND enqueued_at IS NULL"),
 )
+# What the retention sweep deletes.
+Index(
+    "ix_deliveries_settled_updated_at",
+    deliveries.c.updated_at,
+    postgresql_where=text("status IN ('delivered', 'failed')"),
+)

@@ -46,6 +46,7 @@ OUTCOME_TRIES = 5  # to record a call's outcome while the database is busy or aw
 # one: longer than any call, busy detour or broker hiccup, short against the retry schedule.
 STALE_AFTER = timedelta(minutes=10)
 SWEEP_SECONDS = 60.0
+FORGET_BATCH = 1000  # settled deliveries deleted per transaction
 
 ATTEMPTS = Counter("kefu_webhook_attempts_total", "Calls to receivers, by outcome", ["outcome"])
 CALL_SECONDS = Histogram(
@@ -196,8 +197,17 @@ class Deliveries:
         return len(chains)
 
     async def sweep(self, db: Database, channel: AbstractChannel) -> None:
-        """Deliveries whose job is overdue by ``STALE_AFTER`` get a new one; only while no
-        job waits in the queue, since in a backlog every job is late and none is lost."""
+        """The delivery log loses what settled before its retention. Deliveries whose job is
+        overdue by ``STALE_AFTER`` get a new one; only while no job waits in the queue, since
+        in a backlog every job is late and none is lost."""
+        retention = timedelta(days=self.settings.log_retention_days)
+        while True:  # in bounded transactions: a large log never holds one long lock
+            async with db.unit_of_work() as uow:
+                forgotten = await repo.forget_settled(
+                    uow.session, datetime.now(UTC) - retention, FORGET_BATCH
+                )
+            if forgotten < FORGET_BATCH:
+                break
         jobs = await channel.declare_queue(WEBHOOK_JOBS_QUEUE, passive=True)
         if jobs.declaration_result.message_count:
             return
