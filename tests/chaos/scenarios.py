@@ -53,10 +53,16 @@ def kill(service: str) -> FaultFunction:
 
 
 async def broker_restart(run: Run) -> None:
-    await asyncio.to_thread(run.kefu.rabbitmq.ctl, "stop_app")
+    ctl = run.kefu.rabbitmq.ctl
+    began = time.monotonic()
+    await asyncio.to_thread(ctl, "stop_app")
+    stopped = time.monotonic()
     await asyncio.sleep(5)
-    await asyncio.to_thread(run.kefu.rabbitmq.ctl, "start_app")
+    await asyncio.to_thread(ctl, "start_app")
     await asyncio.to_thread(run.kefu.rabbitmq.wait_ready)
+    run.notes.append(
+        f"stop_app took {stopped - began:.1f} s, start_app {time.monotonic() - stopped - 5:.1f} s"
+    )
     run.cleared()
 
 

@@ -138,7 +138,7 @@ class RabbitMQ:
             "RABBITMQ_CONFIG_FILE": str(self.home / "rabbitmq"),
         }
 
-    def ctl(self, *args: str, timeout: float = 60) -> str:
+    def ctl(self, *args: str, timeout: float = 300) -> str:
         done = subprocess.run(
             [*_as("rabbitmq"), str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "-q", *args],
             check=True,
