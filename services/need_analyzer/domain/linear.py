@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -57,32 +57,47 @@ class LinearModel:
     rules: Mapping[str, int]  # rule finding -> feature index (after the n-grams)
     heads: Mapping[str, Head]
     rule_weight: float  # the value of a rule finding that is present
+    # Every head's weights side by side: one product scores them all.
+    _weights: Floats = field(init=False, repr=False)
+    _bias: Floats = field(init=False, repr=False)
+    _columns: dict[str, slice] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        columns, start = {}, 0
+        for name, head in self.heads.items():
+            columns[name] = slice(start, start + len(head.labels))
+            start += len(head.labels)
+        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_weights", np.hstack([h.weights for h in self.heads.values()]))
+        object.__setattr__(self, "_bias", np.concatenate([h.bias for h in self.heads.values()]))
 
     def vector(self, grams: Counter[str], findings: Iterable[str]) -> tuple[list[int], Floats]:
         """Sparse features: the indices and their values."""
-        index, counts = [], []
-        for gram, count in grams.items():
-            position = self.ngrams.get(gram)
-            if position is not None:
-                index.append(position)
-                counts.append(count)
-        values = np.asarray(counts, dtype=np.float32)
+        lookup = self.ngrams.get
+        known = [
+            (position, count)
+            for gram, count in grams.items()
+            if (position := lookup(gram)) is not None
+        ]
+        index = [position for position, _ in known]
+        values = np.asarray([count for _, count in known], dtype=np.float32)
         if index:
             values = (1 + np.log(values)) * self.idf[index]
             values /= np.linalg.norm(values)
-        known = sorted({self.rules[f] for f in findings if f in self.rules})
-        rules = np.full(len(known), self.rule_weight, dtype=np.float32)
-        return index + known, np.concatenate([values, rules])
+        present = sorted({self.rules[f] for f in findings if f in self.rules})
+        rules = np.full(len(present), self.rule_weight, dtype=np.float32)
+        return index + present, np.concatenate([values, rules])
 
     def predict(self, grams: Counter[str], findings: Iterable[str]) -> dict[str, Prediction]:
         index, values = self.vector(grams, findings)
+        scores = values @ self._weights[index] + self._bias
         predictions = {}
         for name, head in self.heads.items():
-            scores = values @ head.weights[index] + head.bias
             # SVM scores are margins, about -1..1: sharpen them before the softmax.
-            scores = np.exp(SHARPNESS * (scores - scores.max()))
-            probabilities = scores / scores.sum()
-            order = np.argsort(-probabilities)
-            ranked = [(head.labels[i], float(probabilities[i])) for i in order]
+            own = scores[self._columns[name]]
+            shares = np.exp(SHARPNESS * (own - own.max()))
+            shares /= shares.sum()
+            order = np.argsort(-shares)
+            ranked = [(head.labels[i], float(shares[i])) for i in order]
             predictions[name] = Prediction(ranked[0][0], ranked[0][1], ranked)
         return predictions
