@@ -231,6 +231,8 @@ class Bench:
                 "KEFU_LOG_LEVEL": "WARNING",
                 "KEFU_OUTBOX_POLL_SECONDS": "1.0",
                 "KEFU_DELIVERY_LIMIT": "5",
+                # One key drives every scenario: the bench measures capacity, not the limit.
+                "KEFU_RATE_LIMIT_PER_SECOND": "0",
             },
             ports={service: free_port() for service in SERVICES},
             log_dir=log_dir,

@@ -1,4 +1,5 @@
-"""API key management. A key is written, hashed, into the api_keys table of each chosen service."""
+"""API key management. A key is written, hashed, into the api_keys table of each chosen service;
+a revocation is announced (NOTIFY) to every running replica in the same transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.auth import generate_key, insert_key
+from shared.auth import REVOCATIONS_CHANNEL, generate_key, insert_key
 from shared.db import service_metadata
 from shared.tables import api_keys_table
 
@@ -58,8 +59,12 @@ async def _revoke(admin_url: str, key_or_prefix: str, services: Sequence[str]) -
                         table.c.revoked_at.is_(None),
                     )
                     .values(revoked_at=func.now())
+                    .returning(table.c.key_hash)
                 )
-                count += result.rowcount
+                for key_hash in result.scalars():
+                    # Delivered at commit: every replica drops the key from its cache.
+                    await conn.execute(select(func.pg_notify(REVOCATIONS_CHANNEL, key_hash)))
+                    count += 1
     finally:
         await engine.dispose()
     return count

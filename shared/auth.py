@@ -1,26 +1,45 @@
-"""API keys: random tokens stored as SHA-256 hashes, each with scopes.
+"""API keys: random tokens stored as SHA-256 hashes, each with scopes and a rate limit.
 
 Keys are 256-bit random, so a fast hash is enough (no password-stretching needed) and lets a
-lookup use the unique index. ``KEFU_BOOTSTRAP_API_KEY`` holds every scope.
+lookup use the unique index. ``KEFU_BOOTSTRAP_API_KEY`` holds every scope. A token that does
+not have a key's shape is refused without a database query. Lookups are cached only while the
+service hears revocations (``LISTEN``): ``kefu keys revoke`` notifies every replica in its
+transaction, so a revoked key stops working at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import math
+import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
 from fastapi import Request
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import asyncpg_dsn
+from shared.logging import get_logger
 from shared.problems import Problem
 
+log = get_logger(__name__)
+
 KEY_PREFIX = "kefu_"
+# What generate_key makes: the prefix and 32 random bytes in URL-safe base64.
+KEY_SHAPE = re.compile(r"kefu_[A-Za-z0-9_-]{43}")
+# NOTIFY channel of revocations; the payload is the revoked key's hash.
+REVOCATIONS_CHANNEL = "kefu_api_keys_revoked"
+# Where authorize leaves the caller's rate-limit state for RateLimitHeaders.
+RATE_LIMIT_SCOPE_KEY = "kefu.rate_limit"
 SCOPES = (
     "issues:write",
     "issues:read",
@@ -30,6 +49,8 @@ SCOPES = (
     "improvements:read",
     "improvements:write",
     "webhooks:manage",
+    "customers:read",
+    "customers:erase",
 )
 
 
@@ -66,21 +87,83 @@ async def insert_key(
     return key_id
 
 
+@dataclass(frozen=True)
+class RateLimitState:
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after: int | None  # set when the request is refused
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
+
+
+class RateLimiter:
+    """A token bucket per key: ``burst`` requests at once, refilled at ``per_second``.
+
+    Per process: with replicas behind one port a key gets their sum."""
+
+    def __init__(self, per_second: float, burst: int, *, max_keys: int = 100_000) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def take(self, key: str, now: float | None = None) -> RateLimitState:
+        now = time.monotonic() if now is None else now
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        if len(self._buckets) >= self.max_keys and key not in self._buckets:
+            self._buckets.clear()  # keys are few; only a flood of distinct keys gets here
+        self._buckets[key] = (tokens, now)
+        return RateLimitState(
+            limit=self.burst,
+            remaining=int(tokens),
+            reset_seconds=math.ceil((self.burst - tokens) / self.per_second),
+            retry_after=None if allowed else max(1, math.ceil((1.0 - tokens) / self.per_second)),
+        )
+
+
 class ApiKeyAuth:
-    """Resolves a bearer token to a principal; keys are cached briefly to spare the database."""
+    """Resolves a bearer token to a principal; lookups are cached while revocations are heard."""
 
     def __init__(
-        self, engine: AsyncEngine, table: Table, *, bootstrap_key: str | None, cache_seconds: float
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        *,
+        bootstrap_key: str | None,
+        cache_seconds: float,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.engine = engine
         self.table = table
         self.bootstrap_key = bootstrap_key
         self.cache_seconds = cache_seconds
+        self.rate_limiter = rate_limiter
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # True while a LISTEN connection would hear a revocation: only then is caching safe.
+        self._hearing_revocations = False
+
+    @property
+    def hearing_revocations(self) -> bool:
+        return self._hearing_revocations
 
     async def authenticate(self, token: str) -> Principal | None:
         if self.bootstrap_key and hmac.compare_digest(token.encode(), self.bootstrap_key.encode()):
             return Principal(name="bootstrap", scopes=frozenset(SCOPES))
+        if not KEY_SHAPE.fullmatch(token):
+            return None  # no key looks like this: no query
         digest = hash_key(token)
         cached = self._cache.get(digest)
         if cached and cached[0] > time.monotonic():
@@ -94,23 +177,60 @@ class ApiKeyAuth:
                 )
             ).first()
         principal = Principal(name=row.name, scopes=frozenset(row.scopes)) if row else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (time.monotonic() + self.cache_seconds, principal)
+        if self._hearing_revocations and self.cache_seconds > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + self.cache_seconds, principal)
         return principal
 
+    def revoked(self, key_hash: str) -> None:
+        self._cache.pop(key_hash, None)
 
-async def authorize(auth: ApiKeyAuth, header: str, scope: str) -> Principal:
-    """The principal of an ``Authorization`` header holding ``scope``; a 401/403 Problem if not."""
+    async def listen_for_revocations(self, url: str) -> None:
+        """Until cancelled: drop a revoked key from the cache the moment it is revoked.
+
+        While the connection is down nothing is cached, so a revocation is never missed."""
+        while True:
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+            except Exception as exc:
+                log.warning("revocation listener cannot connect", error=type(exc).__name__)
+                await asyncio.sleep(2)
+                continue
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
+            try:
+                await conn.add_listener(
+                    REVOCATIONS_CHANNEL, lambda _c, _pid, _channel, payload: self.revoked(payload)
+                )
+                self._cache.clear()  # revocations made while we were deaf
+                self._hearing_revocations = True
+                await closed.wait()
+            except Exception as exc:
+                log.warning("revocation listener lost", error=type(exc).__name__)
+            finally:
+                self._hearing_revocations = False
+                self._cache.clear()
+                if not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(1)
+
+
+async def authorize(
+    auth: ApiKeyAuth, header: str, scope: str, asgi_scope: MutableMapping[str, Any] | None = None
+) -> Principal:
+    """The principal of an ``Authorization`` header holding ``scope``; a 401/403/429 Problem if
+    not. The rate-limit state is left in ``asgi_scope`` for the response's headers."""
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Problem(
             401,
             "Unauthorized",
             "send Authorization: Bearer <api key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = await auth.authenticate(token.strip())
+    principal = await auth.authenticate(token)
     if principal is None:
         raise Problem(
             401,
@@ -118,6 +238,18 @@ async def authorize(auth: ApiKeyAuth, header: str, scope: str) -> Principal:
             "the API key is unknown or revoked",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if auth.rate_limiter is not None:
+        state = auth.rate_limiter.take(hash_key(token))
+        if asgi_scope is not None:
+            asgi_scope[RATE_LIMIT_SCOPE_KEY] = state
+        if state.retry_after is not None:
+            raise Problem(
+                429,
+                "Too many requests",
+                f"this API key's rate limit is {auth.rate_limiter.per_second:g} requests/s "
+                f"(bursts of {auth.rate_limiter.burst}); retry after {state.retry_after} s",
+                headers=state.headers(),
+            )
     if scope not in principal.scopes:
         raise Problem(403, "Forbidden", f"the API key lacks the scope {scope!r}")
     return principal
@@ -128,6 +260,32 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
 
     async def dependency(request: Request) -> Principal:
         auth: ApiKeyAuth = request.app.state.auth
-        return await authorize(auth, request.headers.get("authorization", ""), scope)
+        return await authorize(auth, request.headers.get("authorization", ""), scope, request.scope)
 
     return dependency
+
+
+class RateLimitHeaders:
+    """Adds ``RateLimit-*`` headers to every answer to a caller whose key was rate-limited."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            state: RateLimitState | None = scope.get(RATE_LIMIT_SCOPE_KEY)
+            if message["type"] == "http.response.start" and state is not None:
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [
+                    (name.lower().encode(), value.encode())
+                    for name, value in state.headers().items()
+                    if name.lower().encode() not in present
+                ]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -44,6 +44,8 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
         max_overflow=0,  # overflow connections are opened and closed per burst: costly
         pool_pre_ping=True,
         pool_timeout=timeout,
+        # Errors would otherwise quote their bound values (customers' data) into the logs.
+        hide_parameters=True,
         connect_args={"timeout": timeout, "command_timeout": 30},
     )
 

@@ -157,7 +157,8 @@ class UnhandledErrors:
             if (sqlstate(exc) or "").startswith("22"):
                 # A value the database cannot hold that validation let through: the
                 # client's data, not our fault; validation should learn to refuse it.
-                log.warning("value refused by the database", path=path, error=str(exc))
+                # Its message may quote the value (customer data): the SQLSTATE says enough.
+                log.warning("value refused by the database", path=path, sqlstate=sqlstate(exc))
                 problem = Problem(422, "Invalid request", "a value cannot be stored")
             elif isinstance(exc, DatabaseBusy | PoolTimeout):
                 # Every connection is at work: back-pressure, the database is fine. Counted,

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table
 
-from shared.auth import ApiKeyAuth
+from shared.auth import ApiKeyAuth, RateLimiter, RateLimitHeaders
 from shared.db import Database, Outbox, create_engine
 from shared.http import BodySizeLimit, RequestMetrics
 from shared.logging import configure_logging, get_logger
@@ -175,6 +175,12 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             definition.api_keys,
             bootstrap_key=bootstrap.get_secret_value() if bootstrap else None,
             cache_seconds=settings.api_key_cache_seconds,
+            rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+            if settings.rate_limit_per_second > 0
+            else None,
+        )
+        revocations = asyncio.create_task(
+            app.state.auth.listen_for_revocations(url), name="revocation-listener"
         )
         app.state.broker = broker = Broker(definition, settings, db)
         await broker.start()
@@ -185,15 +191,16 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         try:
             yield
         finally:
-            for task in workers:
+            for task in [*workers, revocations]:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*workers, revocations, return_exceptions=True)
             await broker.stop()
             await db.dispose()
 
     app = FastAPI(title=f"Kefu {definition.name}", version="1", lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     for router in definition.routers:
         app.include_router(router)
 

@@ -17,6 +17,8 @@ DEFAULT_PORTS = {
     "improvement": 8003,
     "webhooks": 8005,
 }
+# Guessing a key of 32 characters or more is out of reach even without a rate limit.
+MIN_BOOTSTRAP_KEY_CHARS = 32
 ADMIN_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/kefu"
 
 
@@ -55,6 +57,10 @@ class Settings(BaseSettings):
     archive_max_age: str = "30D"
     archive_max_bytes: int = 5_000_000_000
     api_key_cache_seconds: float = 10.0
+    # Requests per second each API key may make, with bursts up to rate_limit_burst (per
+    # process); 0 turns the limit off.
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: int = 400
     # While the database is away a consumer pauses; its back-off between tries is capped here,
     # so it resumes within this long of the database's return.
     consumer_retry_max_seconds: float = 5.0
@@ -87,8 +93,10 @@ class Settings(BaseSettings):
     @field_validator("bootstrap_api_key")
     @classmethod
     def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("KEFU_BOOTSTRAP_API_KEY must be at least 16 characters")
+        if value is not None and len(value.get_secret_value()) < MIN_BOOTSTRAP_KEY_CHARS:
+            raise ValueError(
+                f"KEFU_BOOTSTRAP_API_KEY must be at least {MIN_BOOTSTRAP_KEY_CHARS} characters"
+            )
         return value
 
     def service_database_url(self, service: str) -> str:

@@ -23,11 +23,13 @@ from pydantic import (
 )
 
 from shared.contracts import Channel, Rating
-from shared.validation import NoNul, Timestamp, storable_json
+from shared.validation import NoNul, PastTimestamp, storable_json
 
 MAX_TEXT_CHARS = 20_000
 MAX_BATCH_ITEMS = 100
 MAX_METADATA_KEYS = 50
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 16_384
 
 
 def _only_scale_and_value(value: Any) -> Any:
@@ -46,8 +48,20 @@ LongText = Annotated[
 LanguageTag = Annotated[
     str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 ]
+
+
+def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    # Depth first: every consumer decodes the metadata again, and a deep nest exhausts their
+    # recursion (the event would be dead-lettered after it was accepted).
+    storable_json(value, max_depth=MAX_METADATA_DEPTH)
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON (is {size})")
+    return value
+
+
 Metadata = Annotated[
-    dict[str, Any], Field(max_length=MAX_METADATA_KEYS), AfterValidator(storable_json)
+    dict[str, Any], Field(max_length=MAX_METADATA_KEYS), AfterValidator(_bounded_metadata)
 ]
 StrictRating = Annotated[Rating, BeforeValidator(_only_scale_and_value)]
 
@@ -84,7 +98,7 @@ class SubmitIssue(_Command):
     subject: (
         Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), NoNul] | None
     ) = None
-    occurred_at: Timestamp | None = None
+    occurred_at: PastTimestamp | None = None
     language: LanguageTag | None = None
     metadata: Metadata = Field(default_factory=dict)
 
@@ -110,7 +124,7 @@ class SubmitFeedback(_Command):
     comment: LongText | None = None
     channel: Channel | None = None
     external_id: ShortText | None = None
-    submitted_at: Timestamp | None = None
+    submitted_at: PastTimestamp | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> SubmitFeedback:
@@ -129,7 +143,7 @@ class ResolveIssue(_Command):
     resolved_by: ShortText
     summary: LongText
     code: ShortText | None = None
-    resolved_at: Timestamp | None = None
+    resolved_at: PastTimestamp | None = None
 
 
 @dataclass(frozen=True)

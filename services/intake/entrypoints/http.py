@@ -90,7 +90,7 @@ class SubmitIssueRoute:
             if name == b"authorization":
                 header = value
                 break
-        await authorize(state.auth, header.decode("latin-1"), "issues:write")
+        await authorize(state.auth, header.decode("latin-1"), "issues:write", scope)
         chunks: list[bytes] = []
         while True:
             message = await receive()
