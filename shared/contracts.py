@@ -285,6 +285,25 @@ EVENT_TYPES: dict[str, type[EventData]] = {
 }
 
 
+# Who publishes each type (DESIGN.md's event table): consumers refuse it from anyone else.
+PUBLISHERS: dict[str, str] = {
+    IssueReceived.TYPE: "intake",
+    FeedbackSubmitted.TYPE: "intake",
+    IssueResolved.TYPE: "intake",
+    IssueAnalyzed.TYPE: "need_analyzer",
+    SatisfactionEvaluated.TYPE: "feedback",
+    FollowupRequired.TYPE: "improvement",
+    FollowupUpdated.TYPE: "improvement",
+    ImprovementProposed.TYPE: "improvement",
+    ImprovementUpdated.TYPE: "improvement",
+}
+
+
+def service_source(service: str) -> str:
+    """The CloudEvents ``source`` of every event a service publishes."""
+    return f"/kefu/{service}"
+
+
 class CloudEvent(BaseModel):
     """CloudEvents 1.0 envelope, structured JSON mode."""
 

@@ -18,10 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Table
 
 from shared.auth import ApiKeyAuth, RateLimiter, RateLimitHeaders
+from shared.contracts import service_source
 from shared.db import Database, Outbox, create_engine
 from shared.http import BodySizeLimit, RequestMetrics
 from shared.logging import configure_logging, get_logger
 from shared.messaging.consumer import AnySubscription, Consumer
+from shared.messaging.provenance import Provenance, amqp_user
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import (
     check_subscriptions,
@@ -64,7 +66,8 @@ class Broker:
         self.settings = settings
         self.db = db
         self.connection: AbstractRobustConnection | None = None
-        self.publisher = Publisher(timeout=settings.publish_timeout_seconds)
+        user_id = amqp_user(settings.amqp_url)
+        self.publisher = Publisher(timeout=settings.publish_timeout_seconds, user_id=user_id)
         self.consumer = Consumer(
             service=definition.name,
             db=db,
@@ -76,6 +79,8 @@ class Broker:
             retry_max_seconds=settings.consumer_retry_max_seconds,
             transient_retries=settings.consumer_transient_retries,
             hold_seconds=settings.consumer_hold_seconds,
+            provenance=Provenance(definition.name, settings.amqp_user_prefix),
+            user_id=user_id,
         )
         self._setup: asyncio.Task[None] | None = None
         self._relay: asyncio.Task[None] | None = None
@@ -166,7 +171,7 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         engine = create_engine(
             url, pool_size=settings.db_pool_size, timeout=settings.db_timeout_seconds
         )
-        db = Database(engine, Outbox(definition.outbox, source=f"/kefu/{definition.name}"))
+        db = Database(engine, Outbox(definition.outbox, source=service_source(definition.name)))
         bootstrap = settings.bootstrap_api_key
         app.state.settings = settings
         app.state.db = db

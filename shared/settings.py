@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Password given to the service roles by `kefu db bootstrap`; unset for trust auth.
     db_password: SecretStr | None = None
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Set when every service has a broker user of its own, named <prefix><service> (`kefu
+    # setup` creates them): consumers then accept an event type only from its owner's user.
+    amqp_user_prefix: str | None = None
     bootstrap_api_key: SecretStr | None = None
 
     host: str = "127.0.0.1"

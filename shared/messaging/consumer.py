@@ -6,7 +6,9 @@
 - A batch that fails is retried message by message, so one poison message cannot hold back its
   neighbours: it alone is nacked (and reaches the DLQ after the queue's delivery limit), or
   dead-lettered at once when its handler says it can never succeed (``PermanentFailure``).
-- An undecodable message is rejected straight to the DLQ (no retry can fix it).
+- An undecodable message is rejected straight to the DLQ (no retry can fix it); so is an event
+  from another publisher than its type's owner, or stamped in the future
+  (``shared/messaging/provenance.py``), with the reason in its headers.
 - A database outage holds the batch (unacked, retried with a capped back-off) and pauses the
   consumer (basic.cancel), so no more messages arrive and no delivery attempt is burned; any
   error while the database does not answer a ping counts as the outage's, whatever the driver
@@ -53,6 +55,7 @@ from shared.contracts import CloudEvent, EventData, UndecodableEvent, decode_eve
 from shared.db import Database, UnitOfWork, is_transient_db_error
 from shared.errors import PermanentFailure
 from shared.logging import get_logger
+from shared.messaging.provenance import Provenance, Untrusted
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
     declare_service_queue,
@@ -170,8 +173,13 @@ class Consumer:
         retry_max_seconds: float = 5.0,
         transient_retries: int = 5,
         hold_seconds: float = 600.0,
+        provenance: Provenance | None = None,
+        user_id: str | None = None,
     ) -> None:
         self.service = service
+        self.provenance = provenance or Provenance(service, None)
+        # The broker user this consumer's own copies are published as (RabbitMQ checks it).
+        self.user_id = user_id
         self.db = db
         self.inbox = inbox
         self.subscriptions = {subscription.type: subscription for subscription in subscriptions}
@@ -357,6 +365,7 @@ class Consumer:
             message_id=message.message_id,
             type=message.type,
             app_id=message.app_id,
+            user_id=self.user_id,
             timestamp=message.timestamp,
             headers={**headers, **extra_headers},
         )
@@ -386,6 +395,12 @@ class Consumer:
                 CONSUMED.labels(type=event.type, outcome="ignored").inc()
                 self._forget([message])
                 await _settle(message.ack())
+                continue
+            try:
+                self.provenance.check(event, data, message.user_id)
+            except Untrusted as exc:
+                self._forget([message])
+                await self._dead_letter(Delivery(message, event, data), exc.reason, exc)
                 continue
             deliveries.append(Delivery(message, event, data))
         if not deliveries:

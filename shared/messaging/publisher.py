@@ -17,7 +17,10 @@ class PublishNotConfirmed(RuntimeError):
     """The broker did not take responsibility for the message (nack, return or no answer)."""
 
 
-def event_message(payload: dict[str, Any], body: bytes) -> aio_pika.Message:
+def event_message(
+    payload: dict[str, Any], body: bytes, user_id: str | None = None
+) -> aio_pika.Message:
+    # user_id: the connection's broker user, which RabbitMQ checks, so consumers can trust it.
     return aio_pika.Message(
         body=body,
         content_type=CLOUDEVENTS_CONTENT_TYPE,
@@ -25,13 +28,21 @@ def event_message(payload: dict[str, Any], body: bytes) -> aio_pika.Message:
         message_id=str(payload["id"]),
         type=payload["type"],
         app_id=payload["source"],
+        user_id=user_id,
     )
 
 
 class Publisher:
-    def __init__(self, exchange_name: str = EVENTS_EXCHANGE, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        exchange_name: str = EVENTS_EXCHANGE,
+        *,
+        timeout: float = 10.0,
+        user_id: str | None = None,
+    ) -> None:
         self.exchange_name = exchange_name
         self.timeout = timeout
+        self.user_id = user_id
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
 
@@ -54,7 +65,7 @@ class Publisher:
             # reconnecting channel.
             confirmation = await asyncio.wait_for(
                 self._exchange.publish(
-                    event_message(payload, body),
+                    event_message(payload, body, self.user_id),
                     routing_key=routing_key(payload["type"]),
                     mandatory=True,
                     timeout=self.timeout,

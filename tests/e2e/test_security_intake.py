@@ -68,7 +68,8 @@ async def test_deeply_nested_metadata_is_refused_naming_the_field(
 ) -> None:
     async with httpx.AsyncClient(base_url=services.url("intake"), headers=AUTH) as client:
         # Deeper than the JSON parser's own limit (~200): refused before any field is known.
-        assert (await client.post("/v1/issues", json=issue(metadata=nested(250)))).status_code == 422
+        too_deep = issue(metadata=nested(250))
+        assert (await client.post("/v1/issues", json=too_deep)).status_code == 422
         answer = await client.post("/v1/issues", json=issue(metadata=nested(150)))
         assert answer.status_code == 422, answer.text
         assert answer.json()["field"] == "metadata"
@@ -77,7 +78,8 @@ async def test_deeply_nested_metadata_is_refused_naming_the_field(
         assert batch.json()["results"][0]["problem"]["field"] == "items[0].metadata"
         large = await client.post("/v1/issues", json=issue(metadata={"k": "x" * 20_000}))
         assert large.status_code == 422 and large.json()["field"] == "metadata"
-        assert (await client.post("/v1/issues", json=issue(metadata=nested(7)))).status_code == 202  # 8 levels
+        eight_levels = issue(metadata=nested(7))
+        assert (await client.post("/v1/issues", json=eight_levels)).status_code == 202
 
 
 async def test_a_lone_surrogate_is_a_422_never_a_500(services: ServiceProcesses) -> None:

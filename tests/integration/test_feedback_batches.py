@@ -17,6 +17,7 @@ from services.feedback.adapters.tables import inbox, outbox, verdicts
 from services.feedback.bootstrap import definition as feedback_service
 from services.feedback.handlers import subscriptions
 from shared.contracts import (
+    PUBLISHERS,
     Analysis,
     CustomerRef,
     EventData,
@@ -26,6 +27,7 @@ from shared.contracts import (
     Rating,
     Sentiment,
     new_event,
+    service_source,
 )
 from shared.db import Database
 from shared.messaging.consumer import Consumer
@@ -50,8 +52,10 @@ class Message:
     """Just what the consumer reads of a delivery, and records how it was settled."""
 
     def __init__(self, data: EventData, channel: Channel) -> None:
-        self.body = new_event("/kefu/test", data).model_dump_json().encode()
+        event = new_event(service_source(PUBLISHERS[data.TYPE]), data)
+        self.body = event.model_dump_json().encode()
         self.message_id = None
+        self.user_id = None
         self.type = data.TYPE
         self.settled: str | None = None
         self.channel = channel

@@ -11,7 +11,7 @@ from typing import Any
 
 from aio_pika.exceptions import ChannelInvalidStateError
 
-from shared.contracts import FeedbackSubmitted, new_event
+from shared.contracts import PUBLISHERS, FeedbackSubmitted, new_event, service_source
 from shared.db import UnitOfWork
 from shared.messaging.consumer import Consumer, Delivery, subscribe
 
@@ -28,9 +28,11 @@ class Message:
         data = FeedbackSubmitted(
             feedback_id=uuid.uuid4(), comment="x", submitted_at=datetime.now(UTC)
         )
-        self.body = new_event("/kefu/test", data).model_dump_json().encode()
+        event = new_event(service_source(PUBLISHERS[data.TYPE]), data)
+        self.body = event.model_dump_json().encode()
         self.delivery_tag = tag
         self.message_id = None
+        self.user_id = None
         self.type = data.TYPE
         self._channel = channel
         self.settled: str | None = None
