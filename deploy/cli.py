@@ -8,7 +8,7 @@ import secrets
 import sys
 from datetime import UTC, datetime
 
-from deploy import broker, database, dlq, keys, launcher
+from deploy import broker, broker_users, database, dlq, keys, launcher
 from shared.auth import SCOPES, check_scopes
 from shared.settings import SERVICES, get_settings
 
@@ -86,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database ready: {admin.rsplit('/', 1)[-1]}")
         if args.command == "setup":
             print(f"broker ready: {', '.join(broker.declare_sync(settings))}")
+            if settings.amqp_user_prefix is not None:
+                users = broker_users.create_users(
+                    settings.management_url(),
+                    settings.amqp_vhost(),
+                    settings.amqp_user_prefix,
+                    broker_users.passwords_from_env(settings.amqp_user_prefix),
+                )
+                print(f"broker users ready: {', '.join(users)}")
     elif args.command == "topology":
         print(f"broker ready: {', '.join(broker.declare_sync(settings))}")
     elif args.command == "migrate":

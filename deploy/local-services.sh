@@ -19,3 +19,9 @@ if ! port_open 5672 && command -v rabbitmq-server >/dev/null; then
   rabbitmq-server -detached
   wait_port 5672
 fi
+# The management HTTP API: `kefu setup` creates the broker users and permissions through it.
+if port_open 5672 && ! port_open 15672 && command -v rabbitmq-plugins >/dev/null; then
+  echo "enabling RabbitMQ's management plugin"
+  rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
+  wait_port 15672
+fi

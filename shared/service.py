@@ -67,6 +67,8 @@ class Broker:
         self.db = db
         self.connection: AbstractRobustConnection | None = None
         user_id = amqp_user(settings.amqp_url)
+        # With a broker user per service (set-up made them), set-up alone declares topology.
+        self.owns_no_topology = settings.amqp_user_prefix is not None
         self.publisher = Publisher(timeout=settings.publish_timeout_seconds, user_id=user_id)
         self.consumer = Consumer(
             service=definition.name,
@@ -81,6 +83,7 @@ class Broker:
             hold_seconds=settings.consumer_hold_seconds,
             provenance=Provenance(definition.name, settings.amqp_user_prefix),
             user_id=user_id,
+            declare=not self.owns_no_topology,
         )
         self._setup: asyncio.Task[None] | None = None
         self._relay: asyncio.Task[None] | None = None
@@ -118,14 +121,16 @@ class Broker:
             self.settings.amqp_url,
             client_properties={"connection_name": f"kefu-{self.definition.name}"},
         )
-        channel = await self.connection.channel()
-        await declare_events_exchange(channel)
-        await declare_archive(
-            channel,
-            max_age=self.settings.archive_max_age,
-            max_bytes=self.settings.archive_max_bytes,
-        )
-        await channel.close()
+        # With its own broker user a service may configure nothing: set-up declared it all.
+        if not self.owns_no_topology:
+            channel = await self.connection.channel()
+            await declare_events_exchange(channel)
+            await declare_archive(
+                channel,
+                max_age=self.settings.archive_max_age,
+                max_bytes=self.settings.archive_max_bytes,
+            )
+            await channel.close()
         await self.publisher.open(self.connection)
         if self.definition.subscriptions:
             await self.consumer.start(self.connection)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     # Set when every service has a broker user of its own, named <prefix><service> (`kefu
     # setup` creates them): consumers then accept an event type only from its owner's user.
     amqp_user_prefix: str | None = None
+    # RabbitMQ's management API, used by `kefu setup` for users and permissions. Unset: port
+    # 15672 on the broker's host, with the credentials of KEFU_AMQP_URL.
+    amqp_management_url: str | None = None
     bootstrap_api_key: SecretStr | None = None
 
     host: str = "127.0.0.1"
@@ -106,6 +110,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return role_database_url(self.admin_database_url, service, self.db_password)
+
+    def management_url(self) -> str:
+        if self.amqp_management_url:
+            return self.amqp_management_url
+        amqp = urlsplit(self.amqp_url)
+        scheme = "https" if amqp.scheme == "amqps" else "http"
+        port = 15671 if scheme == "https" else 15672
+        credentials = f"{amqp.username or 'guest'}:{amqp.password or 'guest'}@"
+        return f"{scheme}://{credentials}{amqp.hostname or '127.0.0.1'}:{port}"
+
+    def amqp_vhost(self) -> str:
+        path = urlsplit(self.amqp_url).path
+        return unquote(path[1:]) if len(path) > 1 else "/"
 
     def service_port(self, service: str) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS[service]

@@ -175,11 +175,13 @@ class Consumer:
         hold_seconds: float = 600.0,
         provenance: Provenance | None = None,
         user_id: str | None = None,
+        declare: bool = True,
     ) -> None:
         self.service = service
         self.provenance = provenance or Provenance(service, None)
         # The broker user this consumer's own copies are published as (RabbitMQ checks it).
         self.user_id = user_id
+        self.declare = declare
         self.db = db
         self.inbox = inbox
         self.subscriptions = {subscription.type: subscription for subscription in subscriptions}
@@ -211,12 +213,15 @@ class Consumer:
         channel = await connection.channel()
         # Twice the batch: the next window arrives while the current one is handled.
         await channel.set_qos(prefetch_count=self.prefetch)
-        self._queue = await declare_service_queue(
-            channel,
-            self.service,
-            [routing_key(event_type) for event_type in self.subscriptions],
-            delivery_limit=self.delivery_limit,
-        )
+        if self.declare:
+            self._queue = await declare_service_queue(
+                channel,
+                self.service,
+                [routing_key(event_type) for event_type in self.subscriptions],
+                delivery_limit=self.delivery_limit,
+            )
+        else:  # set-up declared it; this broker user may only read it
+            self._queue = await channel.get_queue(service_queue_name(self.service), ensure=True)
         self._copies = await connection.channel(publisher_confirms=True, on_return_raises=True)
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"consumer-{self.service}")
