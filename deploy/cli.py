@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         "topology", help="declare exchange, service queues and bindings, DLQs, archive"
     )
     commands.add_parser("bootstrap", help="create database, roles and schemas only")
-    migrate = commands.add_parser("migrate", help="apply migrations, each as its service's role")
+    migrate = commands.add_parser(
+        "migrate", help="apply migrations, each as the owner of its service's schema"
+    )
     migrate.add_argument("--service", action="append", choices=SERVICES)
 
     run = commands.add_parser("run", help="run services in the foreground (Ctrl-C stops them)")
@@ -80,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     admin = settings.admin_database_url
 
     if args.command in ("setup", "bootstrap"):
-        database.bootstrap(admin, settings.db_password)
+        database.bootstrap(admin, settings.db_passwords())
         if args.command == "setup":
-            database.migrate(admin, settings.db_password)
+            database.migrate(admin)
         print(f"database ready: {admin.rsplit('/', 1)[-1]}")
         if args.command == "setup":
             print(f"broker ready: {', '.join(broker.declare_sync(settings))}")
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "topology":
         print(f"broker ready: {', '.join(broker.declare_sync(settings))}")
     elif args.command == "migrate":
-        database.migrate(admin, settings.db_password, _services(args.service))
+        database.migrate(admin, _services(args.service))
     elif args.command == "run":
         bootstrap_key = settings.bootstrap_api_key
         api_key = (

@@ -45,7 +45,7 @@ def service_env(
         "KEFU_PORT": str(port),
         "KEFU_AMQP_URL": settings.amqp_url,
         "KEFU_DATABASE_URL": role_database_url(
-            settings.admin_database_url, service, settings.db_password
+            settings.admin_database_url, service, settings.db_password_for(service)
         ),
         **extra,
     }

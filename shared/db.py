@@ -51,8 +51,15 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
 
 
 def asyncpg_dsn(url: str) -> str:
-    """The SQLAlchemy URL as a plain DSN for a raw asyncpg connection (LISTEN)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """The SQLAlchemy URL as a plain DSN for a raw asyncpg connection (LISTEN).
+
+    TLS is ``?ssl=require`` (or verify-full...) in a SQLAlchemy URL, ``sslmode`` in a DSN."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if "ssl" in parsed.query:
+        query = dict(parsed.query)
+        query["sslmode"] = query.pop("ssl")
+        parsed = parsed.set(query=query)
+    return parsed.render_as_string(hide_password=False)
 
 
 # Serialization failure and deadlock: the same work succeeds when tried again.

@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.settings import get_settings
 
+# The role migrations run as (deploy/database.py sets it: the schema's owner), if not the URL's.
+MIGRATION_ROLE_OPTION = "kefu_role"
+
 
 def run_migrations(metadata: MetaData, service: str) -> None:
     """Body of each service's ``migrations/env.py``."""
@@ -40,7 +43,11 @@ def run_migrations(metadata: MetaData, service: str) -> None:
             context.run_migrations()
         return
 
+    role = context.config.get_main_option(MIGRATION_ROLE_OPTION)
+
     def migrate(connection: Connection) -> None:
+        if role:
+            connection.exec_driver_sql('SET ROLE "' + role.replace('"', '""') + '"')
         configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -109,7 +110,17 @@ class Settings(BaseSettings):
     def service_database_url(self, service: str) -> str:
         if self.database_url:
             return self.database_url
-        return role_database_url(self.admin_database_url, service, self.db_password)
+        return role_database_url(self.admin_database_url, service, self.db_password_for(service))
+
+    def db_password_for(self, service: str) -> SecretStr | None:
+        """``KEFU_DB_PASSWORD_<SERVICE>``: one secret per role. ``KEFU_DB_PASSWORD`` (one for
+        all) remains for local development."""
+        own = os.environ.get(f"KEFU_DB_PASSWORD_{service.upper()}")
+        return SecretStr(own) if own else self.db_password
+
+    def db_passwords(self) -> dict[str, SecretStr]:
+        passwords = {service: self.db_password_for(service) for service in SERVICES}
+        return {service: secret for service, secret in passwords.items() if secret is not None}
 
     def management_url(self) -> str:
         if self.amqp_management_url:
@@ -173,6 +184,11 @@ def get_webhook_settings() -> WebhookSettings:
 
 def role_name(service: str) -> str:
     return f"kefu_{service}"
+
+
+def owner_role_name(service: str) -> str:
+    """The role that owns the service's schema; migrations run as it, nobody logs in as it."""
+    return f"kefu_{service}_owner"
 
 
 def role_database_url(admin_url: str, service: str, password: SecretStr | None) -> str:

@@ -40,8 +40,8 @@ def isolated_stack(**overrides: Any) -> Iterator[Settings]:
     _rabbitmqctl("add_vhost", name)
     _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     try:
-        database.bootstrap(admin_url, None)
-        database.migrate(admin_url, None)
+        database.bootstrap(admin_url, {})
+        database.migrate(admin_url)
         yield Settings(
             admin_database_url=admin_url,
             amqp_url=f"{RABBITMQ}/{name}",

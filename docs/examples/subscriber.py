@@ -24,9 +24,8 @@ async def subscribe(amqp_url: str, queue_name: str, binding: str, limit: int | N
     async with connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=10)
-        exchange = await channel.declare_exchange(
-            "kefu.events", aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        # Kefu's set-up declares the exchange; a passive look-up needs no configure right.
+        exchange = await channel.get_exchange("kefu.events", ensure=True)
         queue = await channel.declare_queue(
             queue_name, durable=True, arguments={"x-queue-type": "quorum"}
         )

@@ -31,7 +31,7 @@ from shared.contracts import (
 )
 from shared.messaging.consumer import Consumer
 from shared.messaging.provenance import Provenance
-from shared.messaging.publisher import PublishNotConfirmed, Publisher
+from shared.messaging.publisher import Publisher, PublishNotConfirmed
 from shared.settings import Settings
 from tests.integration.conftest import open_database
 from tests.support import wait_until
