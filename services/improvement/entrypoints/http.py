@@ -25,6 +25,7 @@ from shared.contracts import (
 )
 from shared.http import DatabaseDep
 from shared.paging import CountedPage, Cursor, Limit, Offset, PageRequest, WithTotal, page_of
+from shared.privacy import shown_to
 from shared.validation import NoNul
 
 router = APIRouter(prefix="/v1")
@@ -89,10 +90,16 @@ class ProposalRead(BaseModel):
         return theme_name(self.theme_kind, self.theme_key)
 
 
+def _followup_view(row: object, principal: Principal) -> FollowupRead:
+    """Contacts masked unless the key holds customers:read."""
+    followup = FollowupRead.model_validate(row)
+    return followup.model_copy(update={"customer": shown_to(followup.customer, principal.scopes)})
+
+
 @router.get("/followups", response_model=CountedPage[FollowupRead])
 async def list_followups(
     db: DatabaseDep,
-    _: CanRead,
+    principal: CanRead,
     status: FollowupStatus | None = None,
     issue_id: uuid.UUID | None = None,
     intent: Intent | None = None,
@@ -109,7 +116,7 @@ async def list_followups(
         )
     items, next_cursor = page_of(rows, limit, lambda row: (row.created_at, row.id))
     return CountedPage(
-        items=[FollowupRead.model_validate(row) for row in items],
+        items=[_followup_view(row, principal) for row in items],
         next_cursor=next_cursor,
         total=count,
         offset=offset,
@@ -118,13 +125,13 @@ async def list_followups(
 
 @router.patch("/followups/{followup_id}", response_model=FollowupRead)
 async def move_followup(
-    followup_id: uuid.UUID, move: FollowupMove, db: DatabaseDep, _: CanWrite
+    followup_id: uuid.UUID, move: FollowupMove, db: DatabaseDep, principal: CanWrite
 ) -> FollowupRead:
     async with db.unit_of_work() as uow:
         followup = await followups.move_followup(
             uow, followup_id, move.status, by=move.by, note=move.note
         )
-    return FollowupRead.model_validate(followup)
+    return _followup_view(followup, principal)
 
 
 @router.get("/improvements", response_model=CountedPage[ProposalRead])

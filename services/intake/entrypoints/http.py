@@ -35,11 +35,12 @@ from services.intake.entrypoints.schemas import (
 )
 from shared import asyncapi
 from shared.auth import Principal, authorize, require
-from shared.contracts import Channel
+from shared.contracts import Channel, CustomerRef
 from shared.db import Database
 from shared.errors import DomainError
 from shared.http import DatabaseDep, FastJSON, SettingsDep
 from shared.paging import Cursor, Limit, Page, decode_cursor, page_of
+from shared.privacy import shown_to
 from shared.problems import domain_problem, validation_problem
 from shared.settings import Settings
 from shared.validation import NoNul, Timestamp
@@ -204,10 +205,16 @@ async def submit_issue_batch(
     return FastJSON({"results": results})
 
 
+def _shown(issue: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """Contacts masked unless the key holds customers:read."""
+    customer = shown_to(CustomerRef.model_validate(issue["customer"]), principal.scopes)
+    return {**issue, "customer": customer}
+
+
 @router.get("/issues", response_model=Page[IssueView], responses=_REFUSALS)
 async def list_issues(
     db: DatabaseDep,
-    _: CanReadIssues,
+    principal: CanReadIssues,
     channel: Channel | None = None,
     customer_id: uuid.UUID | None = None,
     status: Literal["received", "resolved"] | None = None,
@@ -221,13 +228,14 @@ async def list_issues(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[dict[str, Any]]:
-    """Issues, newest first (by ``received_at``), filtered; page with ``cursor``."""
+    """Issues, newest first (by ``received_at``), filtered; page with ``cursor``. Contacts
+    masked unless the key holds customers:read."""
     key = decode_cursor(cursor, (datetime, uuid.UUID)) if cursor else None
     search = IssueSearch(channel, customer_id, status, received_since, received_until, q)
     async with db.unit_of_work() as uow:
         views = await handlers.find_issues(search, uow, limit=limit, key=key)
     items, next_cursor = page_of(views, limit, lambda view: (view["received_at"], view["issue_id"]))
-    return Page(items=items, next_cursor=next_cursor)
+    return Page(items=[_shown(item, principal) for item in items], next_cursor=next_cursor)
 
 
 @router.get(
@@ -235,9 +243,12 @@ async def list_issues(
     response_model=IssueView,
     responses={404: {**_PROBLEM, "description": "No such issue"}, **_REFUSALS},
 )
-async def get_issue(issue_id: uuid.UUID, db: DatabaseDep, _: CanReadIssues) -> dict[str, Any]:
+async def get_issue(
+    issue_id: uuid.UUID, db: DatabaseDep, principal: CanReadIssues
+) -> dict[str, Any]:
+    """Contacts masked unless the key holds customers:read."""
     async with db.unit_of_work() as uow:
-        return await handlers.get_issue(issue_id, uow)
+        return _shown(await handlers.get_issue(issue_id, uow), principal)
 
 
 @router.post(
