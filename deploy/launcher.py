@@ -153,11 +153,16 @@ class ServiceProcesses:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
                 cwd=ROOT,
-                env=service_env(self.settings, service, self.ports[service], self.env),
+                env=service_env(self.settings, service, self.ports[service], self.peers_env()),
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,
             )
         return name
+
+    def peers_env(self) -> dict[str, str]:
+        """Each child finds the others (intake's export asks them), then ``env``."""
+        urls = {f"KEFU_URL_{name.upper()}": self.url(name) for name in self.ports}
+        return {**urls, **self.env}
 
     def restart(self, name: str) -> None:
         """Start a new process for an instance whose process has exited."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -90,6 +90,9 @@ class EventData(_Model):
     def event_subject(self) -> str | None:
         issue_id = getattr(self, "issue_id", None)
         return str(issue_id) if issue_id else None
+
+
+E = TypeVar("E", bound=EventData)
 
 
 class IssueReceived(EventData):
@@ -269,6 +272,17 @@ class ImprovementUpdated(ImprovementProposed):
     updated_at: datetime
 
 
+class CustomerErased(EventData):
+    """A customer asked to be forgotten: every service deletes or anonymises what it holds."""
+
+    TYPE: ClassVar[str] = "kefu.customer.erased"
+    customer_id: uuid.UUID
+    erased_at: datetime
+
+    def event_subject(self) -> str | None:
+        return str(self.customer_id)
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.TYPE: model
     for model in (
@@ -281,6 +295,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         FollowupUpdated,
         ImprovementProposed,
         ImprovementUpdated,
+        CustomerErased,
     )
 }
 
@@ -296,7 +311,39 @@ PUBLISHERS: dict[str, str] = {
     FollowupUpdated.TYPE: "improvement",
     ImprovementProposed.TYPE: "improvement",
     ImprovementUpdated.TYPE: "improvement",
+    CustomerErased.TYPE: "intake",
 }
+
+# What an erased customer's events keep of their words: nothing (times, ratings, intents and
+# needs' themes stay, so statistics still count them).
+ERASED_TEXT = "[erased]"
+_ERASED_FIELDS: dict[str, Any] = {
+    "text": ERASED_TEXT,
+    "subject": None,
+    "comment": None,
+    "note": None,
+    "basis": ERASED_TEXT,
+    "metadata": {},
+}
+
+
+def customer_of(data: EventData) -> uuid.UUID | None:
+    customer = getattr(data, "customer", None)
+    return customer.customer_id if isinstance(customer, CustomerRef) else None
+
+
+def without_personal_data(data: E) -> E:
+    """The event as it may be kept once its customer is erased: the customer's id alone, and
+    none of their words."""
+    update: dict[str, Any] = {
+        name: value for name, value in _ERASED_FIELDS.items() if name in type(data).model_fields
+    }
+    customer_id = customer_of(data)
+    if customer_id is not None:
+        update["customer"] = CustomerRef(customer_id=customer_id)
+    if isinstance(data, IssueAnalyzed):
+        update["analysis"] = data.analysis.model_copy(update={"keywords": []})
+    return data.model_copy(update=update)
 
 
 def service_source(service: str) -> str:

@@ -3,10 +3,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
-from typing import TypeVar
+import uuid
+from collections.abc import Sequence, Set
+from typing import Annotated, Any, TypeVar
 
+from fastapi import APIRouter, Depends
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, require
 from shared.contracts import CustomerRef
+from shared.http import DatabaseDep
 
 CUSTOMERS_READ = "customers:read"
 C = TypeVar("C", bound=CustomerRef)
@@ -48,3 +57,41 @@ def shown_to(customer: C | None, scopes: Set[str]) -> C | None:
     if customer is None or CUSTOMERS_READ in scopes:
         return customer
     return masked(customer)
+
+
+class CustomerData(BaseModel):
+    """What one service holds about a customer, table by table."""
+
+    service: str
+    records: dict[str, list[dict[str, Any]]]
+
+
+async def rows_about(
+    session: AsyncSession, tables: Sequence[Table], customer_id: uuid.UUID
+) -> dict[str, list[dict[str, Any]]]:
+    """Every row of ``tables`` whose ``customer`` (the events' CustomerRef) is this customer."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    for table in tables:
+        rows = await session.execute(
+            select(table).where(table.c.customer["customer_id"].astext == str(customer_id))
+        )
+        records[table.name] = [jsonable_encoder(dict(row._mapping)) for row in rows]
+    return records
+
+
+def customer_data_router(service: str, tables: Sequence[Table]) -> APIRouter:
+    """``GET /v1/customers/{id}/data`` (scope customers:read): intake's export gathers it."""
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/customers/{customer_id}/data", response_model=CustomerData)
+    async def customer_data(
+        customer_id: uuid.UUID,
+        db: DatabaseDep,
+        _: Annotated[Principal, Depends(require(CUSTOMERS_READ))],
+    ) -> CustomerData:
+        """Everything this service holds about the customer."""
+        async with db.unit_of_work() as uow:
+            records = await rows_about(uow.session, tables, customer_id)
+        return CustomerData(service=service, records=records)
+
+    return router

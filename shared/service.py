@@ -30,6 +30,7 @@ from shared.messaging.topology import (
     declare_archive,
     declare_events_exchange,
 )
+from shared.privacy import customer_data_router
 from shared.problems import install_problem_handlers
 from shared.relay import OutboxRelay
 from shared.settings import Settings, get_settings
@@ -53,6 +54,11 @@ class ServiceDefinition:
     broker_workers: Sequence[
         Callable[[Database, AbstractRobustConnection], Coroutine[Any, Any, None]]
     ] = ()
+    # Customers erased (shared/erasure.py), for a service that keeps customer data from events.
+    erasures: Table | None = None
+    # Tables whose ``customer`` column holds a CustomerRef: served by GET
+    # /v1/customers/{id}/data for intake's export.
+    customer_tables: Sequence[Table] = ()
 
 
 class Broker:
@@ -84,6 +90,7 @@ class Broker:
             provenance=Provenance(definition.name, settings.amqp_user_prefix),
             user_id=user_id,
             declare=not self.owns_no_topology,
+            erasures=definition.erasures,
         )
         self._setup: asyncio.Task[None] | None = None
         self._relay: asyncio.Task[None] | None = None
@@ -213,6 +220,8 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     app.add_middleware(RateLimitHeaders)
     for router in definition.routers:
         app.include_router(router)
+    if definition.customer_tables:
+        app.include_router(customer_data_router(definition.name, definition.customer_tables))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

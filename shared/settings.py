@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         path = urlsplit(self.amqp_url).path
         return unquote(path[1:]) if len(path) > 1 else "/"
 
+    def service_url(self, service: str) -> str:
+        """Where another service answers HTTP: ``KEFU_URL_<SERVICE>``, else its local port."""
+        given = os.environ.get(f"KEFU_URL_{service.upper()}")
+        return given.rstrip("/") if given else f"http://127.0.0.1:{DEFAULT_PORTS[service]}"
+
     def service_port(self, service: str) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS[service]
 

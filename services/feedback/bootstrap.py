@@ -10,6 +10,8 @@ definition = ServiceDefinition(
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,
+    erasures=tables.erasures,
+    customer_tables=[tables.issues, tables.feedback, tables.verdicts],
     routers=[router],
     subscriptions=subscriptions,
 )

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.feedback.adapters import repository as repo
+from services.feedback.adapters import tables
+from services.feedback.adapters.erasure import erase_customers
 from services.feedback.domain.verdicts import Statement, decide
 from shared.contracts import (
     FeedbackSubmitted,
@@ -24,6 +26,7 @@ from shared.contracts import (
     SatisfactionEvaluated,
 )
 from shared.db import UnitOfWork, lock_for_transaction
+from shared.erasure import erasure_subscription
 from shared.messaging.consumer import Subscription, subscribe
 from shared.satisfaction import assess_rating, assess_text
 
@@ -147,4 +150,5 @@ subscriptions: list[Subscription[Any]] = [
     subscribe(IssueReceived, on_issue_received),
     subscribe(FeedbackSubmitted, on_feedback_submitted),
     subscribe(IssueAnalyzed, on_issue_analyzed),
+    erasure_subscription(tables.erasures, erase_customers),
 ]

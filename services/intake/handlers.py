@@ -21,6 +21,7 @@ from services.intake.domain.commands import (
 )
 from services.intake.domain.customers import normalize_contacts
 from shared.contracts import (
+    CustomerErased,
     CustomerRef,
     FeedbackSubmitted,
     IssueReceived,
@@ -28,6 +29,7 @@ from shared.contracts import (
     Resolution,
 )
 from shared.db import UnitOfWork, lock_for_transaction
+from shared.erasure import delete_outbox_rows_about
 from shared.errors import Conflict, DomainError, InvalidInput, NotFound, UnknownReference
 
 
@@ -301,3 +303,23 @@ def _issue_view(issue: Mapping[Any, Any], customer: CustomerRef) -> dict[str, An
         "resolved_at": issue["resolved_at"],
         "resolution": issue["resolution"],
     }
+
+
+async def erase_customer(customer_id: uuid.UUID, uow: UnitOfWork) -> datetime:
+    """Forget the customer here, drop every event about them not yet sent or still kept, and
+    tell every service (``kefu.customer.erased``) to do the same."""
+    if not await repo.erase_customer(uow.session, customer_id):
+        raise NotFound(f"no customer {customer_id}", field="customer_id")
+    await delete_outbox_rows_about(uow, [customer_id])
+    erased_at = datetime.now(UTC)
+    uow.emit(CustomerErased(customer_id=customer_id, erased_at=erased_at))
+    return erased_at
+
+
+async def customer_records(
+    customer_id: uuid.UUID, uow: UnitOfWork
+) -> dict[str, list[dict[str, Any]]]:
+    records = await repo.customer_records(uow.session, customer_id)
+    if records is None:
+        raise NotFound(f"no customer {customer_id}", field="customer_id")
+    return records

@@ -17,6 +17,8 @@ definition = ServiceDefinition(
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,
+    erasures=tables.erasures,
+    customer_tables=[tables.analyses],
     routers=[router],
     subscriptions=make_subscriptions(analyzer),
 )

@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.need_analyzer.adapters import repository as repo
+from services.need_analyzer.adapters import tables
+from services.need_analyzer.adapters.erasure import erase_customers
 from services.need_analyzer.domain.analyzer import Analyzer
 from shared.contracts import Analysis, CustomerRef, IssueAnalyzed, IssueReceived
 from shared.db import UnitOfWork
+from shared.erasure import erasure_subscription
 from shared.messaging.consumer import Subscription, subscribe
 
 
@@ -83,7 +86,10 @@ def make_subscriptions(analyzer: Analyzer) -> list[Subscription[Any]]:
             issue, analysis = analysed[issue_id]
             _publish(uow, issue, analysis, analyzer.version, analyzed_at)
 
-    return [subscribe(IssueReceived, on_issues_received)]
+    return [
+        subscribe(IssueReceived, on_issues_received),
+        erasure_subscription(tables.erasures, erase_customers),
+    ]
 
 
 async def reanalyze_batch(

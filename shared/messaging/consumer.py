@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -47,11 +48,19 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelInvalidStateError
 from pamqp.commands import Basic
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared import failpoints
-from shared.contracts import CloudEvent, EventData, UndecodableEvent, decode_event, routing_key
+from shared.contracts import (
+    CloudEvent,
+    EventData,
+    UndecodableEvent,
+    customer_of,
+    decode_event,
+    routing_key,
+    without_personal_data,
+)
 from shared.db import Database, UnitOfWork, is_transient_db_error
 from shared.errors import PermanentFailure
 from shared.logging import get_logger
@@ -143,6 +152,13 @@ class Delivery:
     data: EventData
 
 
+def _stripped(delivery: Delivery) -> Delivery:
+    """The delivery of an erased customer's event, without their data (envelope included)."""
+    data = without_personal_data(delivery.data)
+    event = delivery.event.model_copy(update={"data": data.model_dump(mode="json")})
+    return Delivery(delivery.message, event, data)
+
+
 async def record_in_inbox(uow: UnitOfWork, inbox: Table, events: Sequence[CloudEvent]) -> set[Any]:
     """Record the events' ids in the current transaction; return the ids not seen before."""
     if not events:
@@ -176,12 +192,15 @@ class Consumer:
         provenance: Provenance | None = None,
         user_id: str | None = None,
         declare: bool = True,
+        erasures: Table | None = None,
     ) -> None:
         self.service = service
         self.provenance = provenance or Provenance(service, None)
         # The broker user this consumer's own copies are published as (RabbitMQ checks it).
         self.user_id = user_id
         self.declare = declare
+        # Erased customers (shared/erasure.py): their events reach handlers stripped.
+        self.erasures = erasures
         self.db = db
         self.inbox = inbox
         self.subscriptions = {subscription.type: subscription for subscription in subscriptions}
@@ -448,6 +467,7 @@ class Consumer:
                     fresh = await record_in_inbox(
                         uow, self.inbox, [delivery.event for delivery in deliveries]
                     )
+                    erased = await self._erased_customers(uow, deliveries)
                     handled: set[Any] = set()
                     by_type: dict[str, list[Delivery]] = {}
                     for delivery in deliveries:
@@ -456,6 +476,8 @@ class Consumer:
                         # The same event delivered twice in one batch is handled once.
                         if delivery.event.id in fresh and delivery.event.id not in handled:
                             handled.add(delivery.event.id)
+                            if erased and customer_of(delivery.data) in erased:
+                                delivery = _stripped(delivery)
                             by_type.setdefault(delivery.event.type, []).append(delivery)
                     for event_type, items in by_type.items():
                         subscription = self.subscriptions[event_type]
@@ -503,6 +525,19 @@ class Consumer:
                     )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.retry_max_seconds)
+
+    async def _erased_customers(
+        self, uow: UnitOfWork, deliveries: Sequence[Delivery]
+    ) -> set[uuid.UUID]:
+        if self.erasures is None:
+            return set()
+        customers = {customer_of(delivery.data) for delivery in deliveries} - {None}
+        if not customers:
+            return set()
+        rows = await uow.session.execute(
+            select(self.erasures.c.customer_id).where(self.erasures.c.customer_id.in_(customers))
+        )
+        return set(rows.scalars())
 
     async def _ack(self, deliveries: Sequence[Delivery], fresh: set[Any]) -> None:
         """One ack per channel for the whole batch: its highest delivery tag, ``multiple``.

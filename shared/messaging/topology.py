@@ -23,12 +23,18 @@ ARCHIVE_QUEUE = "kefu.events.archive"
 # without importing the services (need_analyzer loads its language models at import).
 CONSUMES: Mapping[str, tuple[str, ...]] = {
     "intake": (),
-    "need_analyzer": ("kefu.issue.received",),
-    "feedback": ("kefu.issue.received", "kefu.feedback.submitted", "kefu.issue.analyzed"),
+    "need_analyzer": ("kefu.issue.received", "kefu.customer.erased"),
+    "feedback": (
+        "kefu.issue.received",
+        "kefu.feedback.submitted",
+        "kefu.issue.analyzed",
+        "kefu.customer.erased",
+    ),
     "improvement": (
         "kefu.issue.received",
         "kefu.issue.analyzed",
         "kefu.satisfaction.evaluated",
+        "kefu.customer.erased",
     ),
     # Every event may be some webhook's: it fans each one out to the endpoints that match.
     "webhooks": tuple(EVENT_TYPES),

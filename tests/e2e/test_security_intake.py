@@ -18,7 +18,7 @@ from tests.support import BOOTSTRAP_KEY, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
-RATE, BURST = 5, 10
+RATE, BURST = 1, 10
 
 
 def issue(**change: Any) -> dict[str, Any]:
@@ -116,8 +116,8 @@ async def test_a_flood_from_one_key_gets_429_with_retry_after(
         answers = await asyncio.gather(*(client.get(missing) for _ in range(4 * BURST)))
         other = await client.get(missing, headers=AUTH)  # another key: its own bucket
     codes = [answer.status_code for answer in answers]
-    # Two replicas, a bucket each: at most twice the burst gets through.
-    assert codes.count(404) <= 2 * BURST and codes.count(429) >= 2 * BURST - 4, codes
+    # Two replicas, a bucket each: twice the burst gets through (and what refills meanwhile).
+    assert codes.count(404) <= 2 * BURST + 4 and codes.count(429) >= 2 * BURST - 4, codes
     refused = next(answer for answer in answers if answer.status_code == 429)
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.headers["ratelimit-remaining"] == "0"
@@ -142,8 +142,7 @@ async def test_a_revoked_key_stops_at_once_on_every_replica(
         async with httpx.AsyncClient(base_url=limited_intake.url("intake")) as client:
             return (await client.get(missing, headers=headers)).status_code
 
-    assert [await one_call() for _ in range(8)] == [404] * 8  # cached by both replicas
-    await asyncio.sleep(1)  # refill the buckets: this test is about revocation
+    assert [await one_call() for _ in range(6)] == [404] * 6  # cached by both replicas
     assert await asyncio.to_thread(keys.revoke, stack.admin_database_url, key, SERVICES)
     await asyncio.sleep(0.2)  # the NOTIFY's way to the replicas
-    assert [await one_call() for _ in range(8)] == [401] * 8
+    assert [await one_call() for _ in range(6)] == [401] * 6

@@ -6,11 +6,13 @@ from sqlalchemy import Column, DateTime, Float, Index, SmallInteger, String, Tab
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
+from shared.erasure import erasures_table
 from shared.tables import add_common_tables
 
 SCHEMA = "feedback"
 metadata = service_metadata(SCHEMA)
 outbox, inbox, api_keys = add_common_tables(metadata)
+erasures = erasures_table(metadata)
 
 issues = Table(
     "issues",

@@ -12,8 +12,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.improvement.adapters import repository as repo
-from services.improvement.domain.followups import Batch, Followup, move
+from services.improvement.adapters import tables
+from services.improvement.adapters.erasure import erase_customers
+from services.improvement.domain.followups import Batch, Followup, move, summary
 from shared.contracts import (
     EventData,
     FollowupStatus,
@@ -22,6 +26,7 @@ from shared.contracts import (
     SatisfactionEvaluated,
 )
 from shared.db import UnitOfWork
+from shared.erasure import erasure_subscription
 from shared.errors import NotFound
 from shared.messaging.consumer import Subscription, subscribe
 
@@ -71,7 +76,14 @@ def make_subscriptions() -> list[Subscription[Any]]:
         subscribe(IssueReceived, on_issue_received),
         subscribe(IssueAnalyzed, on_issue_analyzed),
         subscribe(SatisfactionEvaluated, on_satisfaction_evaluated),
+        erasure_subscription(tables.erasures, on_customers_erased),
     ]
+
+
+async def on_customers_erased(session: AsyncSession, customers: list[uuid.UUID]) -> None:
+    await erase_customers(
+        session, customers, summary_zh=summary(None, "zh"), summary_en=summary(None, "en")
+    )
 
 
 async def move_followup(

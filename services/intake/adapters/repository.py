@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, text, update
+from sqlalchemy import ARRAY, Row, Text, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.adapters.tables import customers, feedback, issues
 from services.intake.domain.commands import IssueSearch
 from services.intake.domain.customers import Contacts
+from shared.contracts import ERASED_TEXT
 from shared.paging import after
 
 
@@ -132,3 +133,73 @@ async def issue_page(
     statement = statement.order_by(issues.c.received_at.desc(), issues.c.id.desc())
     rows: Sequence[Row[Any]] = (await session.execute(statement.limit(limit + 1))).all()
     return rows
+
+
+async def erase_customer(session: AsyncSession, customer_id: uuid.UUID) -> bool:
+    """Forget the customer's contacts and words; False if there is no such customer. Rows stay
+    (anonymous) so that issues keep their place in statistics and their idempotency keys."""
+    erased = await session.execute(
+        update(customers)
+        .where(customers.c.id == customer_id)
+        .values(name=None, email=None, phone=None, external_id=None, updated_at=func.now())
+        .returning(customers.c.id)
+    )
+    if erased.first() is None:
+        return False
+    their_issues = select(issues.c.id).where(issues.c.customer_id == customer_id)
+    await session.execute(
+        update(issues)
+        .where(issues.c.customer_id == customer_id)
+        .values(
+            # The channel's message id may name the customer (an e-mail's Message-ID): a
+            # digest keeps the key unique without it.
+            external_id=func.concat("erased-", func.md5(issues.c.external_id)),
+            subject=None,
+            text=ERASED_TEXT,
+            metadata=text("'{}'::jsonb"),
+            resolution=func.jsonb_set(
+                issues.c.resolution, literal(["summary"], ARRAY(Text)), func.to_jsonb(ERASED_TEXT)
+            ),
+        )
+    )
+    # Feedback still waiting for its issue would be published with the customer's words.
+    await session.execute(
+        delete(feedback).where(
+            feedback.c.customer_id == customer_id,
+            feedback.c.issue_id.is_(None),
+            feedback.c.issue_channel.is_not(None),
+        )
+    )
+    await session.execute(
+        update(feedback)
+        .where(or_(feedback.c.customer_id == customer_id, feedback.c.issue_id.in_(their_issues)))
+        .values(comment=None)
+    )
+    return True
+
+
+async def customer_records(
+    session: AsyncSession, customer_id: uuid.UUID
+) -> dict[str, list[dict[str, Any]]] | None:
+    """Everything intake holds about the customer, table by table; None if unknown."""
+    customer = (
+        await session.execute(select(customers).where(customers.c.id == customer_id))
+    ).first()
+    if customer is None:
+        return None
+    their_issues = (
+        await session.execute(select(issues).where(issues.c.customer_id == customer_id))
+    ).all()
+    issue_ids = [issue.id for issue in their_issues]
+    their_feedback = (
+        await session.execute(
+            select(feedback).where(
+                or_(feedback.c.customer_id == customer_id, feedback.c.issue_id.in_(issue_ids))
+            )
+        )
+    ).all()
+    return {
+        "customers": [dict(customer._mapping)],
+        "issues": [dict(row._mapping) for row in their_issues],
+        "feedback": [dict(row._mapping) for row in their_feedback],
+    }

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from services.intake import handlers
+from services.intake.adapters import peers
 from services.intake.adapters.accept import IssueStore, open_issue_store
 from services.intake.domain.commands import (
     IssueSearch,
@@ -28,6 +29,8 @@ from services.intake.domain.commands import (
 )
 from services.intake.entrypoints.schemas import (
     BatchResults,
+    CustomerErasedAnswer,
+    CustomerExport,
     FeedbackAccepted,
     IssueAccepted,
     IssueView,
@@ -35,12 +38,13 @@ from services.intake.entrypoints.schemas import (
 )
 from shared import asyncapi
 from shared.auth import Principal, authorize, require
-from shared.contracts import Channel, CustomerRef
+from shared.contracts import Channel, CustomerErased, CustomerRef
 from shared.db import Database
 from shared.errors import DomainError
 from shared.http import DatabaseDep, FastJSON, SettingsDep
+from shared.messaging.topology import CONSUMES
 from shared.paging import Cursor, Limit, Page, decode_cursor, page_of
-from shared.privacy import shown_to
+from shared.privacy import CUSTOMERS_READ, shown_to
 from shared.problems import domain_problem, validation_problem
 from shared.settings import Settings
 from shared.validation import NoNul, Timestamp
@@ -298,3 +302,46 @@ _ASYNCAPI = asyncapi.document()  # the contract cannot change while the process 
 async def asyncapi_document() -> FastJSON:
     """The AsyncAPI 3.0 document of every event Kefu publishes (docs/asyncapi.json)."""
     return FastJSON(_ASYNCAPI)
+
+
+CanEraseCustomers = Annotated[Principal, Depends(require("customers:erase"))]
+CanReadCustomers = Annotated[Principal, Depends(require(CUSTOMERS_READ))]
+# The services that keep customer data from events: each erases it and serves it for export.
+PEERS = tuple(service for service, types in CONSUMES.items() if CustomerErased.TYPE in types)
+
+
+@router.delete(
+    "/customers/{customer_id}",
+    response_model=CustomerErasedAnswer,
+    responses={404: {**_PROBLEM, "description": "No such customer"}, **_REFUSALS},
+)
+async def erase_customer(
+    customer_id: uuid.UUID, db: DatabaseDep, _: CanEraseCustomers
+) -> CustomerErasedAnswer:
+    """Erase the customer here at once, and everywhere else through kefu.customer.erased."""
+    async with db.unit_of_work() as uow:
+        erased_at = await handlers.erase_customer(customer_id, uow)
+    return CustomerErasedAnswer(customer_id=customer_id, erased_at=erased_at)
+
+
+@router.get(
+    "/customers/{customer_id}/export",
+    response_model=CustomerExport,
+    responses={404: {**_PROBLEM, "description": "No such customer"}, **_REFUSALS},
+)
+async def export_customer(
+    customer_id: uuid.UUID,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    _: CanReadCustomers,
+) -> CustomerExport:
+    """Everything Kefu holds about the customer, from every service (asked with your key)."""
+    async with db.unit_of_work() as uow:
+        own = await handlers.customer_records(customer_id, uow)
+    others = await peers.customer_data(
+        {service: settings.service_url(service) for service in PEERS},
+        customer_id,
+        request.headers["authorization"],
+    )
+    return CustomerExport(customer_id=customer_id, services={"intake": own, **others})

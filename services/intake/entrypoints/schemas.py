@@ -67,3 +67,16 @@ class IssueView(BaseModel):
     status: Literal["received", "resolved"]
     resolved_at: datetime | None
     resolution: dict[str, Any] | None
+
+
+class CustomerErasedAnswer(BaseModel):
+    customer_id: uuid.UUID
+    status: Literal["erased"] = "erased"
+    erased_at: datetime
+
+
+class CustomerExport(BaseModel):
+    """Per service, per table, the rows about the customer."""
+
+    customer_id: uuid.UUID
+    services: dict[str, dict[str, list[dict[str, Any]]]]

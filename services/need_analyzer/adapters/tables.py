@@ -6,11 +6,13 @@ from sqlalchemy import ARRAY, Column, DateTime, Float, Index, String, Table, Tex
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
+from shared.erasure import erasures_table
 from shared.tables import add_common_tables
 
 SCHEMA = "need_analyzer"
 metadata = service_metadata(SCHEMA)
 outbox, inbox, api_keys = add_common_tables(metadata)
+erasures = erasures_table(metadata)
 
 analyses = Table(
     "analyses",
