@@ -48,7 +48,7 @@ class OldAnalyzer:
 
 
 async def store_with_old_analyzer(db, issue_ids) -> None:  # type: ignore[no-untyped-def]
-    (old_handler,) = make_subscriptions(OldAnalyzer())
+    old_handler = next(s for s in make_subscriptions(OldAnalyzer()) if s.type == IssueReceived.TYPE)
     for issue_id in issue_ids:
         data = IssueReceived(
             issue_id=issue_id,

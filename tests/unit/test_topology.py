@@ -49,6 +49,7 @@ def test_a_service_that_disagrees_refuses_to_start() -> None:
 
 def test_binding_keys_are_the_types_without_the_prefix() -> None:
     assert binding_keys(CONSUMES["feedback"]) == [
+        "customer.erased",
         "feedback.submitted",
         "issue.analyzed",
         "issue.received",

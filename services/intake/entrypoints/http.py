@@ -132,6 +132,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
         (403, "The API key lacks the scope"),
         (413, "The body is too large"),
         (422, "The body is invalid; `field` names the field at fault"),
+        (429, "The key's rate limit: retry after `Retry-After` seconds"),
         (503, "Busy or the database is unavailable: retry after `Retry-After` seconds"),
     )
 }
