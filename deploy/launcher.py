@@ -43,7 +43,8 @@ def service_env(
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "KEFU_PORT": str(port),
-        "KEFU_AMQP_URL": settings.amqp_url,
+        # With a broker user per service, each has its own URL (KEFU_AMQP_URL_<SERVICE>).
+        "KEFU_AMQP_URL": os.environ.get(f"KEFU_AMQP_URL_{service.upper()}", settings.amqp_url),
         "KEFU_DATABASE_URL": role_database_url(
             settings.admin_database_url, service, settings.db_password_for(service)
         ),

@@ -196,21 +196,25 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             if settings.rate_limit_per_second > 0
             else None,
         )
-        revocations = asyncio.create_task(
-            app.state.auth.listen_for_revocations(url), name="revocation-listener"
-        )
         app.state.broker = broker = Broker(definition, settings, db)
         await broker.start()
         workers = [
             asyncio.create_task(worker(db), name=f"{definition.name}-worker")
             for worker in definition.workers
         ]
+        # Only a cache can hold a revoked key: without one, no listener (and no connection).
+        if settings.api_key_cache_seconds > 0:
+            workers.append(
+                asyncio.create_task(
+                    app.state.auth.listen_for_revocations(url), name="revocation-listener"
+                )
+            )
         try:
             yield
         finally:
-            for task in [*workers, revocations]:
+            for task in workers:
                 task.cancel()
-            await asyncio.gather(*workers, revocations, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             await broker.stop()
             await db.dispose()
 
