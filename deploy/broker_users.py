@@ -56,12 +56,14 @@ def grants(prefix: str) -> list[Grant]:
     result = []
     for service in SERVICES:
         owned = [t for t, owner in PUBLISHERS.items() if owner == service]
+        own = re.escape(service_queue_name(service))
         result.append(
             Grant(
                 user=broker_user(prefix, service),
-                configure=NOTHING,
+                # Its own auxiliary queues (webhooks' jobs and delays), never its DLQ.
+                configure=f"^{own}\\.(?!dlq$).+$",
                 write=_exactly([EVENTS_EXCHANGE, DEFAULT_EXCHANGE, DEAD_LETTER_EXCHANGE]),
-                read=_exactly([service_queue_name(service)]),
+                read=f"^{own}(\\.(?!dlq$).+)?$",
                 topic_write=_exactly(binding_keys(owned)) if owned else NOTHING,
                 topic_read=NOTHING,
             )

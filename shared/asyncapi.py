@@ -16,7 +16,13 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from shared.contracts import CLOUDEVENTS_CONTENT_TYPE, EVENT_TYPES, EventData, routing_key
+from shared.contracts import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    EVENT_TYPES,
+    PUBLISHERS,
+    EventData,
+    routing_key,
+)
 from shared.messaging.topology import (
     ARCHIVE_QUEUE,
     CONSUMES,
@@ -28,17 +34,8 @@ DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
 AMQP_BINDING_VERSION = "0.3.0"
 
 # Who publishes each type (the event's source is /kefu/<producer>).
-PRODUCERS = {
-    "kefu.issue.received": "intake",
-    "kefu.feedback.submitted": "intake",
-    "kefu.issue.resolved": "intake",
-    "kefu.issue.analyzed": "need_analyzer",
-    "kefu.satisfaction.evaluated": "feedback",
-    "kefu.improvement.followup_required": "improvement",
-    "kefu.improvement.followup_updated": "improvement",
-    "kefu.improvement.proposed": "improvement",
-    "kefu.improvement.updated": "improvement",
-}
+# Who publishes each type: the contract's one list.
+PRODUCERS = PUBLISHERS
 
 
 def _name(model: type[EventData]) -> str:

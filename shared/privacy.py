@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, require
@@ -66,20 +66,27 @@ class CustomerData(BaseModel):
     records: dict[str, list[dict[str, Any]]]
 
 
+# A table and the expression that gives each row's customer id (as text).
+CustomerRows = tuple[Table, ColumnElement[str]]
+
+
+def by_customer_column(table: Table) -> CustomerRows:
+    """A table whose ``customer`` column holds the events' CustomerRef."""
+    return table, table.c.customer["customer_id"].astext
+
+
 async def rows_about(
-    session: AsyncSession, tables: Sequence[Table], customer_id: uuid.UUID
+    session: AsyncSession, tables: Sequence[CustomerRows], customer_id: uuid.UUID
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every row of ``tables`` whose ``customer`` (the events' CustomerRef) is this customer."""
+    """Every row of ``tables`` about this customer, by table name."""
     records: dict[str, list[dict[str, Any]]] = {}
-    for table in tables:
-        rows = await session.execute(
-            select(table).where(table.c.customer["customer_id"].astext == str(customer_id))
-        )
+    for table, customer in tables:
+        rows = await session.execute(select(table).where(customer == str(customer_id)))
         records[table.name] = [jsonable_encoder(dict(row._mapping)) for row in rows]
     return records
 
 
-def customer_data_router(service: str, tables: Sequence[Table]) -> APIRouter:
+def customer_data_router(service: str, tables: Sequence[CustomerRows]) -> APIRouter:
     """``GET /v1/customers/{id}/data`` (scope customers:read): intake's export gathers it."""
     router = APIRouter(prefix="/v1")
 

@@ -30,7 +30,7 @@ from shared.messaging.topology import (
     declare_archive,
     declare_events_exchange,
 )
-from shared.privacy import customer_data_router
+from shared.privacy import CustomerRows, customer_data_router
 from shared.problems import install_problem_handlers
 from shared.relay import OutboxRelay
 from shared.settings import Settings, get_settings
@@ -56,9 +56,9 @@ class ServiceDefinition:
     ] = ()
     # Customers erased (shared/erasure.py), for a service that keeps customer data from events.
     erasures: Table | None = None
-    # Tables whose ``customer`` column holds a CustomerRef: served by GET
-    # /v1/customers/{id}/data for intake's export.
-    customer_tables: Sequence[Table] = ()
+    # Tables that hold customers' data, each with its customer id: served by GET
+    # /v1/customers/{id}/data for intake's export (shared/privacy.py).
+    customer_tables: Sequence[CustomerRows] = ()
 
 
 class Broker:

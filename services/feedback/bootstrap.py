@@ -3,6 +3,7 @@
 from services.feedback.adapters import tables
 from services.feedback.entrypoints.http import router
 from services.feedback.handlers import subscriptions
+from shared.privacy import by_customer_column
 from shared.service import ServiceDefinition
 
 definition = ServiceDefinition(
@@ -11,7 +12,11 @@ definition = ServiceDefinition(
     inbox=tables.inbox,
     api_keys=tables.api_keys,
     erasures=tables.erasures,
-    customer_tables=[tables.issues, tables.feedback, tables.verdicts],
+    customer_tables=[
+        by_customer_column(tables.issues),
+        by_customer_column(tables.feedback),
+        by_customer_column(tables.verdicts),
+    ],
     routers=[router],
     subscriptions=subscriptions,
 )

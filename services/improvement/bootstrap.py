@@ -10,6 +10,7 @@ from services.improvement.domain.themes import Thresholds
 from services.improvement.entrypoints.http import router
 from services.improvement.handlers import make_subscriptions
 from services.improvement.handlers.themes import theme_worker
+from shared.privacy import by_customer_column
 from shared.service import ServiceDefinition
 
 
@@ -45,7 +46,7 @@ definition = ServiceDefinition(
     inbox=tables.inbox,
     api_keys=tables.api_keys,
     erasures=tables.erasures,
-    customer_tables=[tables.issues, tables.followups],
+    customer_tables=[by_customer_column(tables.issues), by_customer_column(tables.followups)],
     routers=[router],
     subscriptions=make_subscriptions(),
     workers=[theme_worker(settings.thresholds(), settings.theme_interval_seconds)],

@@ -5,6 +5,7 @@ from services.need_analyzer.adapters.models import OfflineModels, load_linear_mo
 from services.need_analyzer.domain.analyzer import TextAnalyzer
 from services.need_analyzer.entrypoints.http import router
 from services.need_analyzer.handlers import make_subscriptions
+from shared.privacy import by_customer_column
 from shared.service import ServiceDefinition
 from shared.settings import get_settings
 
@@ -18,7 +19,7 @@ definition = ServiceDefinition(
     inbox=tables.inbox,
     api_keys=tables.api_keys,
     erasures=tables.erasures,
-    customer_tables=[tables.analyses],
+    customer_tables=[by_customer_column(tables.analyses)],
     routers=[router],
     subscriptions=make_subscriptions(analyzer),
 )

@@ -12,6 +12,10 @@ definition = ServiceDefinition(
     outbox=tables.outbox,
     inbox=tables.inbox,
     api_keys=tables.api_keys,
+    erasures=tables.erasures,
+    customer_tables=[
+        (tables.deliveries, tables.deliveries.c.event["data"]["customer"]["customer_id"].astext)
+    ],
     routers=[router],
     subscriptions=make_subscriptions(),
     broker_workers=[

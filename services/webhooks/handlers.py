@@ -11,9 +11,12 @@ from typing import Any
 from sqlalchemy import Row
 
 from services.webhooks.adapters import repository as repo
+from services.webhooks.adapters import tables
+from services.webhooks.adapters.erasure import erase_customers
 from services.webhooks.domain.subscriptions import Selector, check_patterns, new_secret
-from shared.contracts import EVENT_TYPES, CloudEvent
+from shared.contracts import EVENT_TYPES, CloudEvent, CustomerErased
 from shared.db import UnitOfWork
+from shared.erasure import record_erasures
 from shared.errors import Conflict, NotFound
 from shared.messaging.consumer import EnvelopeSubscription
 
@@ -32,8 +35,21 @@ async def fan_out(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
     await repo.insert_deliveries(uow.session, rows)
 
 
+async def fan_out_erasures(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
+    """Subscribers hear of the erasure; the delivery log forgets the customer."""
+    await fan_out(events, uow)
+    erased = [CustomerErased.model_validate(event.data) for event in events]
+    await record_erasures(uow, tables.erasures, {e.customer_id: e.erased_at for e in erased})
+    await erase_customers(uow.session, [e.customer_id for e in erased])
+
+
 def make_subscriptions() -> list[EnvelopeSubscription]:
-    return [EnvelopeSubscription(event_type, fan_out) for event_type in EVENT_TYPES]
+    return [
+        EnvelopeSubscription(
+            event_type, fan_out_erasures if event_type == CustomerErased.TYPE else fan_out
+        )
+        for event_type in EVENT_TYPES
+    ]
 
 
 async def create_endpoint(

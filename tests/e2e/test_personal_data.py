@@ -115,7 +115,7 @@ async def test_export_gathers_what_every_service_holds(
         answer = await client.get(f"/v1/customers/{customer_id}/export", headers=AUTH)
         assert answer.status_code == 200, answer.text
         export = answer.json()["services"]
-        assert set(export) == {"intake", "need_analyzer", "feedback", "improvement"}
+        assert set(export) == {"intake", "need_analyzer", "feedback", "improvement", "webhooks"}
         assert export["intake"]["customers"][0]["email"] == email
         assert export["intake"]["issues"][0]["id"] == followed_up["issue_id"]
         assert export["need_analyzer"]["analyses"][0]["customer"]["email"] == email

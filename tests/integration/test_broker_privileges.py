@@ -32,12 +32,12 @@ from shared.contracts import (
 from shared.messaging.consumer import Consumer
 from shared.messaging.provenance import Provenance
 from shared.messaging.publisher import Publisher, PublishNotConfirmed
-from shared.settings import Settings
+from shared.settings import SERVICES, Settings
 from tests.integration.conftest import open_database
 from tests.support import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-NAMES = ("intake", "need_analyzer", "feedback", "improvement", "cli", "subscriber")
+NAMES = (*SERVICES, "cli", "subscriber")
 
 
 @pytest.fixture(scope="module")

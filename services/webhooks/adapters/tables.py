@@ -20,11 +20,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
+from shared.erasure import erasures_table
 from shared.tables import add_common_tables
 
 SCHEMA = "webhooks"
 metadata = service_metadata(SCHEMA)
 outbox, inbox, api_keys = add_common_tables(metadata)
+erasures = erasures_table(metadata)
 
 endpoints = Table(
     "endpoints",
