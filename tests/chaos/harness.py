@@ -89,8 +89,8 @@ class Kefu:
             bootstrap_api_key=BOOTSTRAP_KEY,
             delivery_limit=5,
         )
-        database.bootstrap(self.settings.admin_database_url, None)
-        database.migrate(self.settings.admin_database_url, None)
+        database.bootstrap(self.settings.admin_database_url, {})
+        database.migrate(self.settings.admin_database_url)
         broker.declare_sync(self.settings)
         self.failpoints.mkdir(exist_ok=True)
         os.chmod(self.failpoints, 0o777)
