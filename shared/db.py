@@ -249,15 +249,25 @@ async def create_pool(url: str, *, size: int, connect_timeout: float) -> asyncpg
 
 @asynccontextmanager
 async def pooled_connection(
-    pool: asyncpg.Pool, *, wait: float
+    pool: asyncpg.Pool, *, wait: float, connect_timeout: float = 0.0
 ) -> AsyncIterator[asyncpg.Connection]:
-    """A connection within ``wait`` seconds, or DatabaseBusy while the pool's connections work."""
+    """A connection within ``wait`` seconds, or DatabaseBusy while the pool's connections work.
+
+    A pool with no connection yet may be opening its first one (slow on a loaded host): it is
+    given up to ``connect_timeout`` more before the database counts as away."""
     try:
         connection = await pool.acquire(timeout=wait)
     except TimeoutError:
-        if pool.get_size() == 0:
+        if pool.get_size() > 0:
+            raise DatabaseBusy(f"no database connection free within {wait}s") from None
+        if connect_timeout <= 0:
             raise  # not one connection could be opened: the database is away
-        raise DatabaseBusy(f"no database connection free within {wait}s") from None
+        try:
+            connection = await pool.acquire(timeout=connect_timeout)
+        except TimeoutError:
+            if pool.get_size() == 0:
+                raise  # still none: the database is away
+            raise DatabaseBusy(f"no database connection free within {wait}s") from None
     try:
         yield connection
     finally:

@@ -149,15 +149,25 @@ class RelayWakeUp:
 
 
 class IssueStore:
-    def __init__(self, pool: asyncpg.Pool, wake_up: RelayWakeUp, *, wait_seconds: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        wake_up: RelayWakeUp,
+        *,
+        wait_seconds: float,
+        connect_timeout: float = 0.0,
+    ) -> None:
         self.pool = pool
         self.wake_up = wake_up
         self.wait_seconds = wait_seconds
+        self.connect_timeout = connect_timeout
 
     async def accept(self, issues: Sequence[bytes]) -> list[Stored]:
         """Store what is new among encoded issues, in one statement; one answer each, in order."""
         items = (b"[" + b",".join(issues) + b"]").decode()
-        async with pooled_connection(self.pool, wait=self.wait_seconds) as connection:
+        async with pooled_connection(
+            self.pool, wait=self.wait_seconds, connect_timeout=self.connect_timeout
+        ) as connection:
             for attempt in range(1, _ATTEMPTS + 1):
                 try:
                     rows = await connection.fetch(_ACCEPT, items)
@@ -187,7 +197,12 @@ async def open_issue_store(settings: Settings, notify_channel: str) -> AsyncIter
         asyncpg_dsn(url), notify_channel, connect_timeout=settings.db_timeout_seconds
     )
     try:
-        yield IssueStore(pool, wake_up, wait_seconds=settings.db_wait_seconds)
+        yield IssueStore(
+            pool,
+            wake_up,
+            wait_seconds=settings.db_wait_seconds,
+            connect_timeout=settings.db_timeout_seconds,
+        )
     finally:
         await wake_up.close()
         await pool.close()
