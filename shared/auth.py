@@ -217,10 +217,13 @@ class ApiKeyAuth:
 
 
 async def authorize(
-    auth: ApiKeyAuth, header: str, scope: str, asgi_scope: MutableMapping[str, Any] | None = None
+    auth: ApiKeyAuth,
+    header: str,
+    scope: str | None,
+    asgi_scope: MutableMapping[str, Any] | None = None,
 ) -> Principal:
-    """The principal of an ``Authorization`` header holding ``scope``; a 401/403/429 Problem if
-    not. The rate-limit state is left in ``asgi_scope`` for the response's headers."""
+    """The principal of an ``Authorization`` header holding ``scope`` (any valid key when
+    ``scope`` is None); a 401/403/429 Problem if not. The rate-limit state is left in ``asgi_scope`` for the response's headers."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -250,13 +253,13 @@ async def authorize(
                 f"(bursts of {auth.rate_limiter.burst}); retry after {state.retry_after} s",
                 headers=state.headers(),
             )
-    if scope not in principal.scopes:
+    if scope is not None and scope not in principal.scopes:
         raise Problem(403, "Forbidden", f"the API key lacks the scope {scope!r}")
     return principal
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
-    """FastAPI dependency: the caller must hold ``scope``."""
+def require(scope: str | None) -> Callable[[Request], Awaitable[Principal]]:
+    """FastAPI dependency: the caller must hold ``scope`` (None: any valid key)."""
 
     async def dependency(request: Request) -> Principal:
         auth: ApiKeyAuth = request.app.state.auth

@@ -35,6 +35,22 @@ Intent = Literal[
 SentimentLabel = Literal["negative", "neutral", "positive"]
 FollowupStatus = Literal["open", "contacted", "resolved", "dismissed"]
 ProposalStatus = Literal["open", "accepted", "in_progress", "done", "rejected"]
+
+# What people may do with a follow-up or a proposal (improvement enforces it; the console
+# offers only these moves). A satisfied verdict also resolves an open follow-up.
+FOLLOWUP_MOVES: dict[FollowupStatus, frozenset[FollowupStatus]] = {
+    "open": frozenset({"contacted", "resolved", "dismissed"}),
+    "contacted": frozenset({"resolved", "dismissed", "open"}),
+    "resolved": frozenset({"open"}),
+    "dismissed": frozenset({"open"}),
+}
+PROPOSAL_MOVES: dict[ProposalStatus, frozenset[ProposalStatus]] = {
+    "open": frozenset({"accepted", "rejected"}),
+    "accepted": frozenset({"in_progress", "rejected"}),
+    "in_progress": frozenset({"done", "rejected"}),
+    "done": frozenset(),
+    "rejected": frozenset(),
+}
 Urgency = Literal["low", "normal", "high", "urgent"]
 
 

@@ -7,17 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import aio_pika
 import uvicorn
 from aio_pika.abc import AbstractRobustConnection
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import Table
 
-from shared.auth import ApiKeyAuth, RateLimiter, RateLimitHeaders
+from shared.auth import ApiKeyAuth, Principal, RateLimiter, RateLimitHeaders, require
 from shared.contracts import service_source
 from shared.db import Database, Outbox, create_engine
 from shared.http import BodySizeLimit, RequestMetrics
@@ -36,6 +37,11 @@ from shared.relay import OutboxRelay
 from shared.settings import Settings, get_settings
 
 log = get_logger(__name__)
+
+
+class KeyInfo(BaseModel):
+    name: str
+    scopes: list[str]
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,12 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
         app.include_router(router)
     if definition.customer_tables:
         app.include_router(customer_data_router(definition.name, definition.customer_tables))
+
+    @app.get("/v1/me", response_model=KeyInfo, tags=["auth"])
+    async def me(principal: Annotated[Principal, Depends(require(None))]) -> KeyInfo:
+        """The calling key's name and the scopes this service grants it (the console signs in
+        with it)."""
+        return KeyInfo(name=principal.name, scopes=sorted(principal.scopes))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

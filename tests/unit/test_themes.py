@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.improvement.domain.followups import FOLLOWUP_MOVES, PROPOSAL_MOVES
 from services.improvement.domain.themes import (
     ThemeStats,
     Thresholds,
@@ -14,6 +13,7 @@ from services.improvement.domain.themes import (
     need_key,
     wilson_lower_bound,
 )
+from shared.contracts import FOLLOWUP_MOVES, PROPOSAL_MOVES
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -1,18 +1,21 @@
-"""feedback's read API: the satisfaction summary managers ask for."""
+"""feedback's read API: the satisfaction summary managers ask for, and one issue's verdict."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from functools import reduce
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from services.feedback.adapters import reports
 from services.feedback.adapters.reports import GroupBy, counts_by_group
 from services.feedback.domain.reports import Counts, summarise
 from shared.auth import Principal, require
+from shared.contracts import Channel, Intent, Verdict
 from shared.errors import InvalidInput
 from shared.http import DatabaseDep
 from shared.validation import Timestamp
@@ -52,6 +55,32 @@ class GroupFigures(Figures):
     key: str
 
 
+class VerdictRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    verdict: Verdict
+    score: float
+    source: Literal["explicit", "implicit"]
+    basis: str
+    decided_at: datetime
+    evaluated_at: datetime
+    nps: int | None
+    ces: int | None
+
+
+class FeedbackRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    feedback_id: uuid.UUID
+    rating: dict[str, Any] | None
+    comment: str | None
+    submitted_at: datetime
+
+
+class IssueSatisfaction(BaseModel):
+    issue_id: uuid.UUID
+    verdict: VerdictRead | None
+    feedback: list[FeedbackRead]
+
+
 class Summary(BaseModel):
     since: datetime
     until: datetime
@@ -71,6 +100,8 @@ async def satisfaction_summary(
     tz: Annotated[
         str, Query(max_length=64, description="IANA zone of `day` (Asia/Shanghai)")
     ] = "UTC",
+    channel: Annotated[Channel | None, Query(description="only this channel's verdicts")] = None,
+    intent: Annotated[Intent | None, Query(description="only this intent's verdicts")] = None,
 ) -> Summary:
     """CSAT %, NPS, average CES and verdict counts of a period, by channel, intent or day.
 
@@ -87,7 +118,9 @@ async def satisfaction_summary(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidInput(f"unknown time zone {tz!r}", field="tz") from exc
     async with db.unit_of_work() as uow:
-        groups = await counts_by_group(uow.session, since, until, group_by, tz)
+        groups = await counts_by_group(
+            uow.session, since, until, group_by, tz, channel=channel, intent=intent
+        )
     total = reduce(Counts.__add__, groups.values(), Counts())
     return Summary(
         since=since,
@@ -101,4 +134,18 @@ async def satisfaction_summary(
             GroupFigures.model_validate({"key": key, **summarise(counts)})
             for key, counts in groups.items()
         ],
+    )
+
+
+@router.get("/satisfaction/issues/{issue_id}", response_model=IssueSatisfaction)
+async def issue_satisfaction(
+    issue_id: uuid.UUID, db: DatabaseDep, _: CanReadSatisfaction
+) -> IssueSatisfaction:
+    """One issue's current verdict (null before any) and every feedback on it, oldest first."""
+    async with db.unit_of_work() as uow:
+        verdict, items = await reports.issue_satisfaction(uow.session, issue_id)
+    return IssueSatisfaction(
+        issue_id=issue_id,
+        verdict=VerdictRead.model_validate(verdict) if verdict else None,
+        feedback=[FeedbackRead.model_validate(item) for item in items],
     )

@@ -213,12 +213,18 @@ async def followup_page(
     issue_id: uuid.UUID | None,
     intent: str | None,
     page: PageRequest,
+    channel: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> tuple[int | None, list[Followup]]:
     """Newest first; up to ``page.limit + 1`` rows (the extra one says more follow)."""
     conditions = _present(
         followups.c.status == status if status else None,
         followups.c.issue_id == issue_id if issue_id else None,
         followups.c.intent == intent if intent else None,
+        followups.c.channel == channel if channel else None,
+        followups.c.created_at >= created_after if created_after else None,
+        followups.c.created_at < created_before if created_before else None,
     )
     order = [(followups.c.created_at, True), (followups.c.id, True)]
     total, rows = await _page(session, followups, conditions, order, page)

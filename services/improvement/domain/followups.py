@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from services.improvement.domain.themes import ThemeKind, need_key
 from shared.contracts import (
+    FOLLOWUP_MOVES,
+    PROPOSAL_MOVES,
     Channel,
     CustomerRef,
     EventData,
@@ -28,20 +30,6 @@ from shared.errors import Conflict
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
-# What people may do with a follow-up; a satisfied verdict also resolves an open one.
-FOLLOWUP_MOVES: dict[FollowupStatus, frozenset[FollowupStatus]] = {
-    "open": frozenset({"contacted", "resolved", "dismissed"}),
-    "contacted": frozenset({"resolved", "dismissed", "open"}),
-    "resolved": frozenset({"open"}),
-    "dismissed": frozenset({"open"}),
-}
-PROPOSAL_MOVES: dict[ProposalStatus, frozenset[ProposalStatus]] = {
-    "open": frozenset({"accepted", "rejected"}),
-    "accepted": frozenset({"in_progress", "rejected"}),
-    "in_progress": frozenset({"done", "rejected"}),
-    "done": frozenset(),
-    "rejected": frozenset(),
-}
 ACTIVE_PROPOSAL: frozenset[ProposalStatus] = frozenset({"open", "accepted", "in_progress"})
 
 

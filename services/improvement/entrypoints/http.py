@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 from services.improvement.adapters import repository as repo
@@ -26,7 +26,7 @@ from shared.contracts import (
 from shared.http import DatabaseDep
 from shared.paging import CountedPage, Cursor, Limit, Offset, PageRequest, WithTotal, page_of
 from shared.privacy import shown_to
-from shared.validation import NoNul
+from shared.validation import NoNul, Timestamp
 
 router = APIRouter(prefix="/v1")
 CanRead = Annotated[Principal, Depends(require("improvements:read"))]
@@ -103,6 +103,11 @@ async def list_followups(
     status: FollowupStatus | None = None,
     issue_id: uuid.UUID | None = None,
     intent: Intent | None = None,
+    channel: Channel | None = None,
+    created_after: Annotated[Timestamp | None, Query(description="opened at or after")] = None,
+    created_before: Annotated[
+        Timestamp | None, Query(description="opened before (older follow-ups)")
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
     offset: Offset = None,
@@ -112,7 +117,14 @@ async def list_followups(
     page = PageRequest.of(limit, cursor, FOLLOWUP_KEY, offset=offset, with_total=total)
     async with db.unit_of_work() as uow:
         count, rows = await repo.followup_page(
-            uow.session, status=status, issue_id=issue_id, intent=intent, page=page
+            uow.session,
+            status=status,
+            issue_id=issue_id,
+            intent=intent,
+            page=page,
+            channel=channel,
+            created_after=created_after,
+            created_before=created_before,
         )
     items, next_cursor = page_of(rows, limit, lambda row: (row.created_at, row.id))
     return CountedPage(
