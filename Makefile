@@ -20,7 +20,7 @@ services:
 
 run: install services
 	$(KEFU) setup
-	$(KEFU) run
+	$(KEFU) run --seed
 
 lint: install
 	$(VENV)/bin/ruff check .

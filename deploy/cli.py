@@ -8,9 +8,9 @@ import secrets
 import sys
 from datetime import UTC, datetime
 
-from deploy import broker, broker_users, database, dlq, keys, launcher
+from deploy import broker, broker_users, database, dlq, keys, launcher, seed
 from shared.auth import SCOPES, check_scopes
-from shared.settings import SERVICES, get_settings
+from shared.settings import DEFAULT_PORTS, RUNNABLE, SERVICES, get_settings
 
 
 def _aware(value: str) -> datetime:
@@ -40,7 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--service", action="append", choices=SERVICES)
 
     run = commands.add_parser("run", help="run services in the foreground (Ctrl-C stops them)")
-    run.add_argument("--service", action="append", choices=SERVICES)
+    run.add_argument("--service", action="append", choices=RUNNABLE)
+    run.add_argument(
+        "--seed", action="store_true", help="post the seed's two customers once ready (make run)"
+    )
+
+    seed_cmd = commands.add_parser(
+        "seed", help="post the seed's two customers through intake (idempotent)"
+    )
+    seed_cmd.add_argument(
+        "--intake-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['intake']}", help="intake"
+    )
+    seed_cmd.add_argument("--api-key", help="a key with issues:write (default: the bootstrap key)")
 
     key_cmd = commands.add_parser("keys", help="API keys").add_subparsers(
         dest="action", required=True
@@ -107,7 +118,15 @@ def main(argv: list[str] | None = None) -> int:
             if bootstrap_key
             else ("kefu_dev_" + secrets.token_urlsafe(24))
         )
-        return launcher.run_foreground(settings, _services(args.service), api_key)
+        services = tuple(args.service) if args.service else RUNNABLE
+        return launcher.run_foreground(settings, services, api_key, seed=args.seed)
+    elif args.command == "seed":
+        bootstrap = settings.bootstrap_api_key
+        key = args.api_key or (bootstrap.get_secret_value() if bootstrap else None)
+        if not key:
+            parser.error("give --api-key or set KEFU_BOOTSTRAP_API_KEY")
+        for line in seed.post_seed(args.intake_url, key):
+            print(line)
     elif args.command == "keys" and args.action == "create":
         try:
             scopes = check_scopes([s.strip() for s in args.scopes.split(",") if s.strip()])

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.settings import DEFAULT_PORTS, SERVICES, Settings, role_database_url
+from deploy.seed import post_seed
+from shared.settings import DEFAULT_PORTS, RUNNABLE, SERVICES, Settings, role_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REPLICAS = 16
@@ -133,6 +134,14 @@ class ServiceProcesses:
     def url(self, service: str) -> str:
         return f"http://{self.settings.host}:{self.ports[service_of(service)]}"
 
+    def peer_urls(self) -> dict[str, str]:
+        """Where the console finds the other services (``KEFU_CONSOLE_<SERVICE>_URL``)."""
+        return {
+            f"KEFU_CONSOLE_{service.upper()}_URL": self.url(service)
+            for service in SERVICES
+            if service in self.ports
+        }
+
     def instances(self, service: str) -> list[str]:
         """The running instances of ``service``, first replica first."""
         return [name for name in self.procs if service_of(name) == service]
@@ -154,7 +163,12 @@ class ServiceProcesses:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
                 cwd=ROOT,
-                env=service_env(self.settings, service, self.ports[service], self.peers_env()),
+                env=service_env(
+                    self.settings,
+                    service,
+                    self.ports[service],
+                    {**self.peer_urls(), **self.peers_env()},
+                ),
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,
             )
@@ -354,12 +368,15 @@ def run_foreground(
     services: Sequence[str],
     api_key: str,
     replicas: Mapping[str, int] | None = None,
+    *,
+    seed: bool = False,
 ) -> int:
-    """Start the services, print where they are, restart any that dies, stop all on Ctrl-C."""
+    """Start the services, print where they are, restart any that dies, stop all on Ctrl-C.
+    With ``seed``, post the seed's two customers through intake once everything is ready."""
     group = ServiceProcesses(
         settings,
         env={"KEFU_BOOTSTRAP_API_KEY": api_key, "KEFU_LOG_JSON": "false"},
-        ports=ports_from_env(SERVICES),
+        ports=ports_from_env(RUNNABLE),
         services=services,
         replicas=replicas_from_env(services) if replicas is None else replicas,
     )
@@ -374,6 +391,8 @@ def run_foreground(
             supervisor.tick()
             if not announced and all(_ready(group.url(service)) for service in services):
                 announced = True
+                if seed and "intake" in services:
+                    _seed(group.url("intake"), api_key)
                 _announce(group, services, api_key, RestartPolicy.from_settings(settings))
             time.sleep(0.25)
     except CrashLoop as exc:
@@ -386,6 +405,17 @@ def run_foreground(
         group.stop_all()
 
 
+def _seed(intake_url: str, api_key: str) -> None:
+    try:
+        lines = post_seed(intake_url, api_key)
+    except (httpx.HTTPError, RuntimeError) as exc:
+        _say(f"the seed's customers were not posted: {exc}")
+        return
+    print("\nThe seed's customers (kefu seed):", flush=True)
+    for line in lines:
+        print(f"  {line}", flush=True)
+
+
 def _announce(
     group: ServiceProcesses, services: Sequence[str], api_key: str, policy: RestartPolicy
 ) -> None:
@@ -394,6 +424,8 @@ def _announce(
         count = len(group.instances(service))
         shown = f"{count} replicas, " if count > 1 else ""
         print(f"  {service:<14} {group.url(service)}  ({shown}docs: {group.url(service)}/docs)")
+    if "console" in services:
+        print(f"\nConsole: {group.url('console')}  (sign in with the API key below)")
     print(f"\nAPI key: {api_key}")
     if "intake" in services:
         print(f'  curl -H "Authorization: Bearer {api_key}" {group.url("intake")}/v1/issues/...')

@@ -223,7 +223,8 @@ async def authorize(
     asgi_scope: MutableMapping[str, Any] | None = None,
 ) -> Principal:
     """The principal of an ``Authorization`` header holding ``scope`` (any valid key when
-    ``scope`` is None); a 401/403/429 Problem if not. The rate-limit state is left in ``asgi_scope`` for the response's headers."""
+    ``scope`` is None); a 401/403/429 Problem if not. The rate-limit state is left in
+    ``asgi_scope`` for the response's headers."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

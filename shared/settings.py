@@ -18,9 +18,13 @@ DEFAULT_PORTS = {
     "feedback": 8002,
     "improvement": 8003,
     "webhooks": 8005,
+    "console": 8004,
 }
 # Guessing a key of 32 characters or more is out of reach even without a rate limit.
 MIN_BOOTSTRAP_KEY_CHARS = 32
+# What `kefu run` starts: the services above, and the console (no database, no queue: it only
+# calls their HTTP APIs).
+RUNNABLE = (*SERVICES, "console")
 ADMIN_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/kefu"
 
 

@@ -1,0 +1,3 @@
+from services.console.bootstrap import run
+
+run()
