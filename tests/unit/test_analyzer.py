@@ -215,3 +215,29 @@ def test_ratings_read_as_feedback_with_the_verdict_feedback_gives(
     assert analysis.intent == "feedback"
     expected = {"satisfied": "positive", "neutral": "neutral", "dissatisfied": "negative"}
     assert analysis.sentiment.label == expected[assessment.verdict]
+
+
+def test_top_needs_are_ranked_from_pair_counts() -> None:
+    from services.need_analyzer.domain.needs import PairCount, rank
+
+    pairs = [
+        PairCount(True, "speed:response", "response_speed", 5),
+        PairCount(True, "speed:response", "complaint", 1),
+        PairCount(True, "refund:order", "refund", 6),
+        PairCount(True, None, "feedback", 9),
+        PairCount(True, "a refund", "refund", 6),
+        PairCount(False, "refund:order", "refund", 2),
+        PairCount(False, None, "praise", 4),
+    ]
+    top = rank(pairs, limit=2)
+    assert top.issues == 27
+    assert [(n.key, n.count, n.previous) for n in top.needs] == [
+        ("a refund", 6, 0),
+        ("refund:order", 6, 2),
+    ]  # ties by name
+    assert top.needs[1].intents == ["refund"]
+    assert [(i.key, i.count, i.previous) for i in top.intents] == [
+        ("refund", 12, 2),
+        ("feedback", 9, 0),
+    ]
+    assert rank(pairs, limit=10).needs[2].intents == ["complaint", "response_speed"]

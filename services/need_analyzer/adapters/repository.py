@@ -8,10 +8,23 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Row, func, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Row,
+    Text,
+    case,
+    func,
+    literal,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.need_analyzer.adapters.tables import analyses
+from services.need_analyzer.domain.needs import PairCount
 
 _COLUMNS = {
     "issue_id": "uuid",
@@ -119,37 +132,86 @@ async def replace(session: AsyncSession, issue_id: uuid.UUID, columns: dict[str,
     await session.execute(update(analyses).where(analyses.c.issue_id == issue_id).values(columns))
 
 
-async def top_needs(
-    session: AsyncSession, since: datetime, until: datetime, limit: int
-) -> tuple[int, Sequence[Row[Any]], Sequence[Row[Any]]]:
-    """Issues in the period, its most frequent needs and its intents. Needs group by their key
-    (action:object); an analysis from before keys existed groups by its case-folded words."""
-    period = (analyses.c.received_at >= since) & (analyses.c.received_at < until)
+def _need_group() -> ColumnElement[Any]:
+    """The group of an issue's need: its key (action:object); an analysis from before keys
+    existed groups by its case-folded words; null without a need."""
     group = func.coalesce(analyses.c.need_key, func.lower(func.btrim(analyses.c.need)))
-    needs = (
-        await session.execute(
-            select(
-                group.label("group"),
-                func.max(analyses.c.need_key).label("need_key"),
-                # The wording customers use most for it.
-                func.mode().within_group(func.btrim(analyses.c.need)).label("need"),
-                func.count().label("count"),
-                func.array_agg(func.distinct(analyses.c.intent)).label("intents"),
-            )
-            .where(period, analyses.c.need.is_not(None))
-            .group_by(group)
-            .order_by(func.count().desc(), group)
-            .limit(limit)
+    return case((analyses.c.need.is_not(None), group))
+
+
+async def pair_counts(
+    session: AsyncSession, since: datetime, until: datetime, *, previous_since: datetime | None
+) -> list[PairCount]:
+    """Issues per (need group, intent) in the period and, from ``previous_since``, in the
+    period before: one scan of the received_at index, whatever the domain then ranks."""
+    start = previous_since if previous_since is not None else since
+    current = (analyses.c.received_at >= since).label("current")
+    group = _need_group().label("need")
+    rows = await session.execute(
+        select(current, group, analyses.c.intent, func.count())
+        .where(analyses.c.received_at >= start, analyses.c.received_at < until)
+        .group_by(current, group, analyses.c.intent)
+    )
+    return [PairCount(bool(c), n, str(i), int(k)) for c, n, i, k in rows.tuples()]
+
+
+async def need_wordings(
+    session: AsyncSession, since: datetime, until: datetime, groups: Sequence[str]
+) -> dict[str, tuple[str, str | None]]:
+    """For each need group of the period: the wording customers use most, and its key."""
+    if not groups:
+        return {}
+    group = _need_group()
+    rows = await session.execute(
+        select(
+            group,
+            func.mode().within_group(func.btrim(analyses.c.need)),
+            func.max(analyses.c.need_key),
         )
-    ).all()
-    intents = (
-        await session.execute(
-            select(analyses.c.intent, func.count().label("count"))
-            .where(period)
-            .group_by(analyses.c.intent)
-            .order_by(func.count().desc(), analyses.c.intent)
-            .limit(limit)
+        .where(analyses.c.received_at >= since, analyses.c.received_at < until)
+        .where(group.in_(groups))
+        .group_by(group)
+    )
+    return {str(key): (str(words), need_key) for key, words, need_key in rows.tuples()}
+
+
+async def examples_of(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    *,
+    by: str,
+    keys: Sequence[str],
+    per_key: int,
+    chars: int,
+) -> dict[str, list[Row[Any]]]:
+    """The latest ``per_key`` issues of the period for each need group (``by="need"``) or
+    intent, their text cut to ``chars`` characters: for each key, the received_at index read
+    backwards until it has found them."""
+    if not keys or per_key < 1:
+        return {}
+    wanted = (
+        func.unnest(literal(list(keys), ARRAY(Text))).table_valued("key").render_derived("wanted")
+    )
+    match = _need_group() if by == "need" else analyses.c.intent
+    latest = (
+        select(
+            analyses.c.issue_id,
+            analyses.c.received_at,
+            analyses.c.language,
+            func.left(analyses.c.text, chars).label("text"),
         )
-    ).all()
-    total = await session.scalar(select(func.count()).select_from(analyses).where(period))
-    return total or 0, needs, intents
+        .where(
+            analyses.c.received_at >= since,
+            analyses.c.received_at < until,
+            match == wanted.c.key,
+        )
+        .order_by(analyses.c.received_at.desc())
+        .limit(per_key)
+        .lateral("latest")
+    )
+    rows = await session.execute(select(wanted.c.key, latest).join(latest, true()))
+    found: dict[str, list[Row[Any]]] = {}
+    for row in rows:
+        found.setdefault(row.key, []).append(row)
+    return found

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from services.need_analyzer.adapters import repository as repo
+from services.need_analyzer.domain.needs import rank
 from shared.auth import Principal, require
 from shared.contracts import Analysis, Channel, Explanation, Intent, Sentiment
 from shared.errors import InvalidInput, NotFound
@@ -29,6 +30,13 @@ class StoredAnalysis(BaseModel):
     analyzed_at: datetime
 
 
+class Example(BaseModel):
+    issue_id: uuid.UUID
+    received_at: datetime
+    language: str
+    text: str
+
+
 class NeedCount(BaseModel):
     need: str = Field(description="the wording customers use most for this need")
     need_key: str | None = Field(
@@ -36,11 +44,16 @@ class NeedCount(BaseModel):
     )
     count: int
     intents: list[Intent]
+    # With previous=true: the count in the period of the same length just before.
+    previous_count: int | None = None
+    examples: list[Example] = []
 
 
 class IntentCount(BaseModel):
     intent: Intent
     count: int
+    previous_count: int | None = None
+    examples: list[Example] = []
 
 
 class TopNeeds(BaseModel):
@@ -90,22 +103,61 @@ async def top_needs(
     since: Annotated[Timestamp | None, Query(description="default: 30 days ago")] = None,
     until: Annotated[Timestamp | None, Query(description="default: now")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    examples: Annotated[
+        int, Query(ge=0, le=5, description="the latest issues of each need and intent")
+    ] = 0,
+    previous: Annotated[
+        bool, Query(description="also count each in the period of the same length before")
+    ] = False,
 ) -> TopNeeds:
     """The most frequent needs of a period, grouped by need key (stated and implied needs of
-    the same meaning count as one), and its most frequent intents."""
+    the same meaning count as one), and its most frequent intents; optionally with their counts
+    in the period before and example issues (text cut to 280 characters)."""
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=30)
     if since >= until:
         raise InvalidInput("since must be before until", field="since")
     async with db.unit_of_work() as uow:
-        total, needs, intents = await repo.top_needs(uow.session, since, until, limit)
+        pairs = await repo.pair_counts(
+            uow.session, since, until, previous_since=since - (until - since) if previous else None
+        )
+        top = rank(pairs, limit)
+        groups = [row.key for row in top.needs]
+        wordings = await repo.need_wordings(uow.session, since, until, groups)
+        samples = {
+            by: await repo.examples_of(
+                uow.session, since, until, by=by, keys=keys, per_key=examples, chars=280
+            )
+            for by, keys in (("need", groups), ("intent", [row.key for row in top.intents]))
+        }
+
+    def shown(by: str, key: str) -> list[Example]:
+        return [
+            Example.model_validate(row, from_attributes=True) for row in samples[by].get(key, [])
+        ]
+
     return TopNeeds(
         since=since,
         until=until,
-        issues=total,
+        issues=top.issues,
         needs=[
-            NeedCount(need=r.need, need_key=r.need_key, count=r.count, intents=sorted(r.intents))
-            for r in needs
+            NeedCount(
+                need=wordings.get(row.key, (row.key, None))[0],
+                need_key=wordings.get(row.key, (row.key, None))[1],
+                count=row.count,
+                intents=row.intents,
+                previous_count=row.previous if previous else None,
+                examples=shown("need", row.key),
+            )
+            for row in top.needs
         ],
-        intents=[IntentCount(intent=r.intent, count=r.count) for r in intents],
+        intents=[
+            IntentCount(
+                intent=row.key,
+                count=row.count,
+                previous_count=row.previous if previous else None,
+                examples=shown("intent", row.key),
+            )
+            for row in top.intents
+        ],
     )
