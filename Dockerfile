@@ -1,5 +1,6 @@
 # One image for every Kefu service; the command picks the service:
 #   python -m services.intake | services.need_analyzer | services.feedback | services.improvement
+#   | services.console
 #   kefu setup   (database roles, schemas, migrations and the broker topology; once per release)
 FROM python:3.11-slim
 
@@ -20,7 +21,7 @@ RUN pip install -e . \
     && useradd --system --uid 10001 --no-create-home kefu
 
 USER kefu
-EXPOSE 8000 8001 8002 8003
+EXPOSE 8000 8001 8002 8003 8004
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('KEFU_PORT', '8000'), timeout=2)"
 CMD ["python", "-m", "services.intake"]

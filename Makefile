@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KEFU := $(VENV)/bin/kefu
 
-.PHONY: run test lint unit bench bench-analyzer bench-report chaos evaluate install services clean
+.PHONY: run test lint unit bench bench-analyzer bench-report bench-console chaos evaluate install services browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,18 @@ lint: install
 	$(VENV)/bin/mypy shared services deploy bench tests/chaos
 
 # Tests make their own database and RabbitMQ vhost, migrate them, and drop them at the end.
-test: install services lint
+test: install services lint browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's chromium through chromium-driver (and need a CJK
+# font to draw Chinese in their screenshots); installed when missing and apt-get can, as root.
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+		fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { [ "$$(id -u)" = 0 ] && \
+		command -v apt-get >/dev/null && { apt-get install -y -qq $(BROWSER_PACKAGES) || \
+		{ apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES); }; } >/dev/null 2>&1; } || \
+		echo "chromium or chromium-driver missing: the console's browser tests are skipped"
 
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -53,6 +63,10 @@ bench-analyzer: install services
 
 bench-report: install services
 	$(PY) -m bench.satisfaction_report
+
+# Each console page's render time with 100,000 issues (BENCH_ARGS="--issues 20000" for less).
+bench-console: install services
+	$(PY) -m bench.console $(BENCH_ARGS)
 
 # Accuracy of the need analyzer and of the satisfaction text rules on their labelled sets
 # (add ARGS=--misses to list the errors).

@@ -15,9 +15,9 @@ from services.console.domain.access import Grants
 class Session:
     key: str
     grants: Grants
+    started: float
+    last_seen: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    last_seen: float = field(default_factory=time.monotonic)
-    started: float = field(default_factory=time.monotonic)
 
 
 class SessionStore:
@@ -29,7 +29,8 @@ class SessionStore:
 
     def open(self, key: str, grants: Grants) -> tuple[str, Session]:
         session_id = secrets.token_urlsafe(32)
-        session = Session(key=key, grants=grants)
+        now = time.monotonic()
+        session = Session(key=key, grants=grants, started=now, last_seen=now)
         self._sessions[session_id] = session
         while len(self._sessions) > self.capacity:  # the least recently used goes first
             self._sessions.popitem(last=False)
