@@ -21,6 +21,7 @@
     new uPlot({
       width: width,
       height: 260,
+      legend: { live: false },
       scales: { x: { time: false }, pct: { range: [0, 100] }, n: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
       series: [
         { label: data.names[2], value: function (u, i) { return i == null ? "" : data.labels[i]; } },
