@@ -152,22 +152,21 @@ def proposal_moves(proposal: Proposal) -> list[str]:
 
 
 def _mover(grants: Grants) -> str:
+    """Who the services record as having made a move; refused without the scope to move."""
+    if not grants.may_move:
+        raise Forbidden("improvements:write", field="status")
     return f"console:{grants.name}"
 
 
 async def move_followup(
     services: KefuServices, key: str, grants: Grants, followup_id: uuid.UUID, status: str
 ) -> Followup:
-    if not grants.may_move:
-        raise Forbidden("improvements:write", field="status")
     return await services.move_followup(key, followup_id, status=status, by=_mover(grants))
 
 
 async def move_proposal(
     services: KefuServices, key: str, grants: Grants, proposal_id: uuid.UUID, status: str
 ) -> Proposal:
-    if not grants.may_move:
-        raise Forbidden("improvements:write", field="status")
     return await services.move_proposal(key, proposal_id, status=status, by=_mover(grants))
 
 

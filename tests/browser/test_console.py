@@ -212,6 +212,20 @@ def test_state_changes_need_the_csrf_token(
         again = improvement.get("/v1/followups", params={"issue_id": followup["issue_id"]})
     assert again.json()["items"][0]["status"] == "open"
 
+    # The same form with the session's token, without JavaScript: moved, and back to the page.
+    browser.get(f"{console_stack.url('console')}/followups?status=open")
+    token = browser.find_element(By.NAME, "csrf_token").get_attribute("value")
+    plain = httpx.post(
+        f"{console_stack.url('console')}/followups/{followup['followup_id']}/move",
+        data={"status": "dismissed", "csrf_token": token},
+        cookies={"kefu_session": session},
+        headers={"Referer": f"{console_stack.url('console')}/followups?status=open"},
+    )
+    assert plain.status_code == 303 and plain.headers["location"] == "/followups?status=open"
+    with console_stack.api("improvement") as improvement:
+        moved = improvement.get("/v1/followups", params={"issue_id": followup["issue_id"]})
+    assert moved.json()["items"][0]["status"] == "dismissed"
+
     browser.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
     wait_for(lambda: "/login" in browser.current_url, "the sign-in page")
     signed_out = httpx.get(f"{console_stack.url('console')}/", cookies={"kefu_session": session})

@@ -232,20 +232,16 @@ class KefuServices:
 
     # ---------------------------------------------------------------- moves
 
+    async def _move(self, model: type[M], path: str, key: str, status: str, by: str) -> M:
+        body = {"status": status, "by": by}
+        return model.model_validate(await self._call("improvement", "PATCH", path, key, json=body))
+
     async def move_followup(
         self, key: str, followup_id: uuid.UUID, *, status: str, by: str
     ) -> Followup:
-        body = {"status": status, "by": by}
-        path = f"/v1/followups/{followup_id}"
-        return Followup.model_validate(
-            await self._call("improvement", "PATCH", path, key, json=body)
-        )
+        return await self._move(Followup, f"/v1/followups/{followup_id}", key, status, by)
 
     async def move_proposal(
         self, key: str, proposal_id: uuid.UUID, *, status: str, by: str
     ) -> Proposal:
-        body = {"status": status, "by": by}
-        path = f"/v1/improvements/{proposal_id}"
-        return Proposal.model_validate(
-            await self._call("improvement", "PATCH", path, key, json=body)
-        )
+        return await self._move(Proposal, f"/v1/improvements/{proposal_id}", key, status, by)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, get_args
-from urllib.parse import quote
+from typing import Annotated, Any, get_args
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -331,18 +331,7 @@ async def move_followup(
         followup_id,
         _choice(status, FOLLOWUP_STATUSES, "status") or "",
     )
-    if not _is_htmx(request):
-        return RedirectResponse(request.headers.get("referer") or "/followups", status_code=303)
-    return render(
-        request,
-        reader,
-        "_followup_row.html",
-        session,
-        item=moved,
-        now=_now(),
-        moves=handlers.followup_moves,
-        notice="action.done",
-    )
+    return _moved(request, reader, session, "_followup_row.html", moved, handlers.followup_moves)
 
 
 @router.get("/improvements", response_class=HTMLResponse, response_model=None)
@@ -390,17 +379,7 @@ async def move_proposal(
         proposal_id,
         _choice(status, PROPOSAL_STATUSES, "status") or "",
     )
-    if not _is_htmx(request):
-        return RedirectResponse(request.headers.get("referer") or "/improvements", status_code=303)
-    return render(
-        request,
-        reader,
-        "_proposal.html",
-        session,
-        item=moved,
-        moves=handlers.proposal_moves,
-        notice="action.done",
-    )
+    return _moved(request, reader, session, "_proposal.html", moved, handlers.proposal_moves)
 
 
 @router.get("/issues", response_model=None)
@@ -433,6 +412,25 @@ async def issue_page(
         story=story,
         now=_now(),
         moves=handlers.followup_moves,
+    )
+
+
+def _moved(
+    request: Request,
+    reader: Reader,
+    session: Session,
+    partial: str,
+    item: object,
+    moves: Callable[[Any], list[str]],
+) -> Response:
+    """After a move: htmx swaps in the changed row or card; a plain form goes back to the page
+    it was on (the Referer's path, never another site)."""
+    if not _is_htmx(request):
+        referer = urlsplit(request.headers.get("referer", ""))
+        back = referer.path + (f"?{referer.query}" if referer.query else "")
+        return RedirectResponse(_safe_next(back or None), status_code=303)
+    return render(
+        request, reader, partial, session, item=item, now=_now(), moves=moves, notice="action.done"
     )
 
 
