@@ -30,9 +30,9 @@ def stack() -> Iterator[Settings]:
 
 
 def kefu_run(
-    stack: Settings, ports: dict[str, int], log: Path, **extra: str
+    stack: Settings, ports: dict[str, int], log: Path, *options: str, **extra: str
 ) -> subprocess.Popen[bytes]:
-    """`kefu run --service ...` on the test's database, vhost and ports."""
+    """`kefu run --service ... [options]` on the test's database, vhost and ports."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")},
         "PYTHONPATH": str(ROOT),
@@ -46,7 +46,7 @@ def kefu_run(
     args = [arg for service in ports for arg in ("--service", service)]
     with log.open("wb") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "deploy.cli", "run", *args],
+            [sys.executable, "-m", "deploy.cli", "run", *args, *options],
             cwd=ROOT,
             env=env,
             stdout=output,
