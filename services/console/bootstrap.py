@@ -158,7 +158,9 @@ def _install_error_pages(app: FastAPI) -> None:
     async def on_signed_out(request: Request, _: Exception) -> Response:
         console: Console = request.app.state.console
         console.sessions.close(request.cookies.get(SESSION_COOKIE))
-        response = RedirectResponse("/login", status_code=303)
+        response: Response = RedirectResponse("/login", status_code=303)
+        if request.headers.get("hx-request") == "true":
+            response = Response(status_code=204, headers={"HX-Redirect": "/login"})
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
