@@ -42,7 +42,7 @@ async def test_console_reads_of_one_issue(services: ServiceProcesses, stack: Set
             json={
                 "channel": "social",
                 "external_id": f"console-{tag}",
-                "customer": {"name": "赵六", "phone": "13700137000"},
+                "customer": {"name": "赵六", "email": f"zhao-console-{tag}@example.com"},
                 "text": f"需要{need}",
             },
         )
@@ -52,7 +52,7 @@ async def test_console_reads_of_one_issue(services: ServiceProcesses, stack: Set
             json={
                 "channel": "social",
                 "external_id": f"console-unhappy-{tag}",
-                "customer": {"name": "钱七", "phone": "13600136000"},
+                "customer": {"name": "钱七", "email": f"qian-console-{tag}@example.com"},
                 "text": "满意度为中",
             },
         )
