@@ -176,6 +176,7 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     """The whole page (the window grows to its height), saved under SCREENSHOTS."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     width = driver.get_window_size()["width"]
+    driver.set_window_size(width, 600)  # a page never looks shorter than the window
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, min(max(int(height) + 120, 500), 4000))
     path = SCREENSHOTS / f"{name}.png"
