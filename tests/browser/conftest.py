@@ -163,9 +163,14 @@ def browser() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+
+
 @pytest.fixture
 def phone() -> Iterator[webdriver.Chrome]:
-    driver = _driver(width=390)
+    """A 390-pixel-wide phone viewport (Chrome's own window cannot be that narrow)."""
+    driver = _driver(width=600)
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
     try:
         yield driver
     finally:
@@ -175,10 +180,17 @@ def phone() -> Iterator[webdriver.Chrome]:
 def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     """The whole page (the window grows to its height), saved under SCREENSHOTS."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    phone = driver.execute_script("return window.innerWidth") <= PHONE["width"]
     width = driver.get_window_size()["width"]
-    driver.set_window_size(width, 600)  # a page never looks shorter than the window
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(int(height) + 120, 500), 4000))
+    if phone:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**PHONE, "height": 600})
+    else:
+        driver.set_window_size(width, 600)  # a page never looks shorter than the window
+    height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), 4000)
+    if phone:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**PHONE, "height": height})
+    else:
+        driver.set_window_size(width, height + 120)
     path = SCREENSHOTS / f"{name}.png"
     assert driver.save_screenshot(str(path)), f"no screenshot of {name}"
     return path
