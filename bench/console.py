@@ -7,7 +7,7 @@ issues, need_analyzer's analyses (40 needs over 13 intents, 30 % without a need)
 verdicts and ratings (60 % of issues rated, a third of those with NPS, a fifth with CES),
 improvement's issues, a follow-up for every issue not satisfied (in all four statuses) and a
 proposal per intent. Times spread evenly over the last 90 days. Then VACUUM ANALYZE, as
-autovacuum would, and the five services start as processes.
+autovacuum would, and the services and the console start as processes.
 
 Each page is fetched signed in (session cookie, as a browser), once to warm up, then ``--runs``
 times; the figure is the time to the whole rendered page at the client, so it includes every

@@ -208,6 +208,7 @@ class KefuServices:
             "issue_id": str(issue_id) if issue_id else None,
             "created_before": created_before.isoformat() if created_before else None,
             "limit": limit,
+            "total": "true",  # the queue's size is worth its one count
         }
         return await self._page(Followup, "improvement", "/v1/followups", key, params, page)
 
