@@ -120,13 +120,13 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
             _delivery_theme(stack)
             with stack.api("improvement") as improvement:
                 wait_for(
-                    lambda: improvement.get("/v1/improvements").json()["total"] >= 1,
+                    lambda: improvement.get("/v1/improvements").json()["items"],
                     "a proposal for the delivery theme",
                     timeout=60,
                 )
                 wait_for(
                     lambda: (
-                        improvement.get("/v1/followups", params={"limit": 200}).json()["total"]
+                        len(improvement.get("/v1/followups", params={"limit": 200}).json()["items"])
                         >= 13
                     ),
                     "every follow-up",
