@@ -36,6 +36,7 @@ async def test_every_service_says_who_a_key_is(services: ServiceProcesses) -> No
 async def test_console_reads_of_one_issue(services: ServiceProcesses, stack: Settings) -> None:
     tag = uuid.uuid4().hex[:8]
     need = f"更快的退款处理{tag}"
+    started = datetime.now(UTC)  # tests run one at a time: only this test's issues from here
     async with event_tap(stack) as tap, httpx.AsyncClient(headers=AUTH) as client:
         posted = await client.post(
             f"{services.url('intake')}/v1/issues",
@@ -94,13 +95,14 @@ async def test_console_reads_of_one_issue(services: ServiceProcesses, stack: Set
         assert refused.status_code == 422 and refused.json()["field"] == "channel"
 
         analyzer = services.url("need_analyzer")
+        window = {"since": started.isoformat(), "until": datetime.now(UTC).isoformat()}
         top = (
             await client.get(
                 f"{analyzer}/v1/needs/top",
-                params={"limit": 100, "examples": 2, "previous": "true"},
+                params={**window, "limit": 100, "examples": 2, "previous": "true"},
             )
         ).json()
-        ours = next(row for row in top["needs"] if row["need"] == need)
+        ours = next(row for row in top["needs"] if row["need"].endswith(tag))
         assert ours["count"] == 1 and ours["previous_count"] == 0
         assert [example["issue_id"] for example in ours["examples"]] == [issue_id]
         assert ours["examples"][0]["text"] == f"需要{need}"
