@@ -89,7 +89,9 @@ def test_needs_show_zhang_sans_need_with_its_example(
     assert "物流配送" in intents and "12" in intents
     screenshot(browser, "needs")
 
-    example = browser.find_element(By.CSS_SELECTOR, "#needs-table a[href^='/issues/']")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#needs-table tbody tr")
+    zhang_san = next(row for row in rows if "更快的响应速度" in row.text)
+    example = zhang_san.find_element(By.CSS_SELECTOR, "a[href^='/issues/']")
     assert example.text == "需要更快的响应速度"
     example.click()
     wait_for(lambda: "/issues/" in browser.current_url, "张三's issue")
