@@ -120,7 +120,10 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
             _delivery_theme(stack)
             with stack.api("improvement") as improvement:
                 wait_for(
-                    lambda: improvement.get("/v1/improvements").json()["items"],
+                    lambda: any(
+                        (item["theme_kind"], item["theme_key"]) == ("intent", "delivery")
+                        for item in improvement.get("/v1/improvements").json()["items"]
+                    ),
                     "a proposal for the delivery theme",
                     timeout=60,
                 )

@@ -135,8 +135,8 @@ def test_a_proposal_is_accepted(browser: webdriver.Chrome, console_stack: Consol
     sign_in(browser, console_stack)
     browser.find_element(By.LINK_TEXT, "改进建议").click()
     wait_for(lambda: heading(browser) == "改进建议", "the improvements page")
-    proposal = browser.find_element(By.CSS_SELECTOR, "article.proposal[data-status=open]")
-    assert "物流配送" in proposal.text
+    proposals = browser.find_elements(By.CSS_SELECTOR, "article.proposal[data-status=open]")
+    proposal = next(p for p in proposals if "物流配送" in p.find_element(By.TAG_NAME, "h2").text)
     proposal_id = (proposal.get_attribute("id") or "").removeprefix("proposal-")
     screenshot(browser, "improvements")
     proposal.find_element(By.CSS_SELECTOR, "button[value=accepted]").click()
