@@ -91,6 +91,7 @@ def test_grants_decide_pages_moves_and_contacts() -> None:
                 "satisfaction:read",
                 "improvements:read",
                 "improvements:write",
+                "customers:read",
             }
         ),
     )
@@ -99,6 +100,7 @@ def test_grants_decide_pages_moves_and_contacts() -> None:
     reader = Grants("ops", frozenset({"improvements:read"}))
     assert reader.pages == ["followups", "improvements"] and not reader.may_move
     assert reader.home == "/followups"
+    assert not reader.sees_contacts  # contacts need customers:read, now that it exists
     assert not Grants("csat", frozenset({"satisfaction:read"})).sees_contacts
 
 
