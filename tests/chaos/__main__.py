@@ -19,7 +19,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 async def run(args: argparse.Namespace, kefu: Kefu) -> list[Ledger]:
-    chosen = [s for s in SCENARIOS if not args.only or any(o in s.name for o in args.only)]
+    chosen = [
+        s
+        for s in SCENARIOS
+        if (not args.only or any(o in s.name for o in args.only))
+        and not any(skipped in s.name for skipped in args.skip or ())
+    ]
     ledgers = []
     tap = Tap(kefu.settings.amqp_url)
     await tap.start()
@@ -49,6 +54,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="issues posted per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="posting time per scenario")
     parser.add_argument("--only", nargs="*", help="run the scenarios whose name contains these")
+    parser.add_argument("--skip", nargs="*", help="leave out the scenarios whose name has these")
     parser.add_argument("--keep", action="store_true", help="keep the stack's folder (logs)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="kefu-chaos-"))
