@@ -21,7 +21,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 
 from bench.e2e import MIXED_TEXTS
 from deploy import broker, database
@@ -287,22 +287,45 @@ class Seen:
 @dataclass
 class Tap:
     """A durable queue bound to every event, as a downstream subscriber binds: it keeps what
-    arrives while the broker or its connection is away."""
+    arrives while the broker or its connection is away. The suite's measuring instrument
+    reconnects by itself (a plain connection, opened again whenever it closes) rather than
+    through aio-pika's robust connection, which is what the faults put to the test."""
 
     amqp_url: str
     seen: list[Seen] = field(default_factory=list)
-    _connection: AbstractRobustConnection | None = None
+    _task: asyncio.Task[None] | None = None
+    _subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.amqp_url)
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=1000)
-        exchange = await channel.get_exchange(EVENTS_EXCHANGE)
-        queue = await channel.declare_queue(
-            TAP_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        await queue.bind(exchange, routing_key="#")
-        await queue.consume(self._on_message)
+        self._task = asyncio.create_task(self._subscribe_for_good(), name="chaos-tap")
+        await asyncio.wait_for(self._subscribed.wait(), 60)
+
+    async def _subscribe_for_good(self) -> None:
+        while True:
+            try:
+                connection = await aio_pika.connect(self.amqp_url, timeout=10)
+            except Exception:
+                await asyncio.sleep(1)
+                continue
+            try:
+                closed = asyncio.Event()
+                connection.close_callbacks.add(lambda *_, closed=closed: closed.set())
+                channel = await connection.channel()
+                channel.close_callbacks.add(lambda *_, closed=closed: closed.set())
+                await channel.set_qos(prefetch_count=1000)
+                exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+                queue = await channel.declare_queue(
+                    TAP_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+                )
+                await queue.bind(exchange, routing_key="#")
+                await queue.consume(self._on_message)
+                self._subscribed.set()
+                await closed.wait()
+            except Exception:
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         event = json.loads(message.body)
@@ -328,8 +351,10 @@ class Tap:
         await message.ack()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
 
     def of(self, event_type: str, issue_ids: set[str]) -> list[Seen]:
         return [
