@@ -198,8 +198,8 @@ class Channel:
     base_url: str
     run: str
     statuses: Counter[int] = field(default_factory=Counter)
-    # (seconds since the epoch of the run, status, Retry-After present)
-    server_errors: list[tuple[float, int, bool]] = field(default_factory=list)
+    # (monotonic time, status, Retry-After present, "Service busy": intake's back-pressure)
+    server_errors: list[tuple[float, int, bool, bool]] = field(default_factory=list)
     connection_errors: int = 0
     # 4xx answers: the issue is refused for good (none is expected: every body is valid).
     refusals: list[str] = field(default_factory=list)
@@ -237,8 +237,9 @@ class Channel:
                     return
                 if reply.status_code >= 500:
                     retry_after = reply.headers.get("retry-after")
+                    busy = reply.status_code == 503 and '"Service busy"' in reply.text
                     self.server_errors.append(
-                        (time.monotonic(), reply.status_code, retry_after is not None)
+                        (time.monotonic(), reply.status_code, retry_after is not None, busy)
                     )
                     if retry_after is not None:
                         wait = min(float(retry_after), 2.0)
@@ -375,6 +376,8 @@ class Ledger:
     redelivered: int = 0
     http_5xx: int = 0
     http_503: int = 0
+    # Intake shedding load ("Service busy", Retry-After 1) while a backlog drains: allowed.
+    http_503_busy: int = 0
     connection_errors: int = 0
     dead_lettered: int = 0
     recovered_s: float | None = None
@@ -396,6 +399,7 @@ class Ledger:
             "redelivered": self.redelivered,
             "http_5xx": self.http_5xx,
             "http_503": self.http_503,
+            "http_503_busy": self.http_503_busy,
             "connection_errors": self.connection_errors,
             "dead_lettered": self.dead_lettered,
             "recovered_s": None if self.recovered_s is None else round(self.recovered_s, 1),
@@ -566,8 +570,10 @@ async def run_scenario(
     in_database = await followups_in_database(kefu, issue_ids)
     ledger.duplicate_effects += sum(n - 1 for n in in_database.values())
     ledger.connection_errors = run.channel.connection_errors
-    for _, status, retry_after in run.channel.server_errors:
-        if status == 503 and retry_after:
+    for _, status, retry_after, busy in run.channel.server_errors:
+        if status == 503 and retry_after and busy:
+            ledger.http_503_busy += 1
+        elif status == 503 and retry_after:
             ledger.http_503 += 1
         else:
             ledger.http_5xx += 1
@@ -597,7 +603,7 @@ async def run_scenario(
     if ledger.http_5xx:
         ledger.failures.append(f"{ledger.http_5xx} 5xx answers (other than 503 + Retry-After)")
     if ledger.http_503 and not allow_503:
-        ledger.failures.append(f"{ledger.http_503} x 503 while the database was up")
+        ledger.failures.append(f"{ledger.http_503} x 503 unavailable while the database was up")
     if ledger.dead_lettered != expect_dead_lettered:
         ledger.failures.append(f"dead-lettered {depths}, expected {expect_dead_lettered}")
     if ledger.recovered_s is None:
@@ -610,9 +616,9 @@ async def run_scenario(
 def markdown(ledgers: Sequence[Ledger]) -> str:
     head = (
         "| scenario | attempted | accepted | lost | duplicate effects | redelivered | 5xx | "
-        "503 + Retry-After | connection errors | dead-lettered | recovered (s) | result |"
+        "503 unavailable | 503 busy | connection errors | dead-lettered | recovered (s) | result |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for ledger in ledgers:
         r = ledger.row()
         result = "pass" if ledger.passed else "FAIL: " + "; ".join(ledger.failures)
@@ -620,7 +626,8 @@ def markdown(ledgers: Sequence[Ledger]) -> str:
         lines.append(
             f"| {r['scenario']} | {r['attempted']} | {r['accepted']} | {r['lost']} | "
             f"{r['duplicate_effects']} | {r['redelivered']} | {r['http_5xx']} | "
-            f"{r['http_503']} | {r['connection_errors']} | {r['dead_lettered']} | "
+            f"{r['http_503']} | {r['http_503_busy']} | {r['connection_errors']} | "
+            f"{r['dead_lettered']} | "
             f"{recovered} | {result} |"
         )
     return "\n".join(lines)
