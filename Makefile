@@ -4,15 +4,27 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KEFU := $(VENV)/bin/kefu
 
-.PHONY: run test lint unit bench bench-analyzer bench-report bench-console chaos evaluate install services browser clean
+.PHONY: run test lint unit lock bench bench-analyzer bench-report bench-console chaos evaluate install services browser clean
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency at the version and hashes of requirements-dev.lock; Kefu itself editable.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+# Regenerate the lockfiles from pyproject.toml (after a dependency is added or its range
+# changed): requirements.lock for the image, requirements-dev.lock for make install and CI,
+# the image's versions a subset of the developers'. Pins stay where they still fit;
+# LOCK_ARGS=--upgrade moves every one to the newest allowed.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes \
+	--python-version 3.11 --python-platform linux --extra build
+lock: install
+	$(LOCK) --extra dev $(LOCK_ARGS) -o requirements-dev.lock
+	$(LOCK) -c requirements-dev.lock -o requirements.lock
 
 # Start the local PostgreSQL and RabbitMQ if they are down (no-op elsewhere).
 services:

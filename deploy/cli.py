@@ -8,7 +8,7 @@ import secrets
 import sys
 from datetime import UTC, datetime
 
-from deploy import broker, broker_users, database, dlq, keys, launcher, seed
+from deploy import broker, broker_users, database, dlq, keys, launcher, seed, setup_wait
 from shared.auth import SCOPES, check_scopes
 from shared.settings import DEFAULT_PORTS, RUNNABLE, SERVICES, get_settings
 
@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         "topology", help="declare exchange, service queues and bindings, DLQs, archive"
     )
     commands.add_parser("bootstrap", help="create database, roles and schemas only")
+    wait_setup = commands.add_parser(
+        "wait-setup",
+        help="wait until set-up has migrated a service's schema and made its broker user",
+    )
+    wait_setup.add_argument("service", choices=SERVICES)
+    wait_setup.add_argument("--timeout", type=float, default=600.0, help="seconds")
     migrate = commands.add_parser(
         "migrate", help="apply migrations, each as the owner of its service's schema"
     )
@@ -107,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                     broker_users.passwords_from_env(settings.amqp_user_prefix),
                 )
                 print(f"broker users ready: {', '.join(users)}")
+    elif args.command == "wait-setup":
+        reason = setup_wait.wait(settings, args.service, args.timeout)
+        if reason:
+            print(f"kefu setup has not finished for {args.service}: {reason}", file=sys.stderr)
+            return 1
+        print(f"set-up done for {args.service}")
     elif args.command == "topology":
         print(f"broker ready: {', '.join(broker.declare_sync(settings))}")
     elif args.command == "migrate":
