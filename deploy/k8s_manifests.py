@@ -251,9 +251,11 @@ def cpu_autoscaler(service: str) -> dict[str, Any]:
             "metrics": [
                 {
                     "type": "Resource",
+                    # An absolute figure, not a share of the request: one process tops out
+                    # near a core, so a replica is added when they average 0.7 of one.
                     "resource": {
                         "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
+                        "target": {"type": "AverageValue", "averageValue": "700m"},
                     },
                 }
             ],
