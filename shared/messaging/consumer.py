@@ -48,7 +48,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelInvalidStateError
 from pamqp.commands import Basic
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared import failpoints
@@ -173,6 +173,41 @@ async def record_in_inbox(uow: UnitOfWork, inbox: Table, events: Sequence[CloudE
         {"ids": [event.id for event in events], "types": [event.type for event in events]},
     )
     return set(inserted.scalars())
+
+
+async def record_in_inbox_and_find_erased(
+    uow: UnitOfWork,
+    inbox: Table,
+    erasures: Table,
+    events: Sequence[CloudEvent],
+    customers: set[Any],
+) -> tuple[set[Any], set[uuid.UUID]]:
+    """``record_in_inbox``, and which of ``customers`` were erased, in one round trip: the
+    erasure check runs on every batch, and erasures are rare."""
+    rows = await uow.session.execute(
+        text(
+            "WITH recorded AS ("
+            f"INSERT INTO {inbox.schema}.{inbox.name} (event_id, type) "
+            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
+            "SELECT event_id, NULL::uuid FROM recorded UNION ALL "
+            f"SELECT NULL::uuid, customer_id FROM {erasures.schema}.{erasures.name} "
+            "WHERE customer_id = ANY(CAST(:customers AS uuid[]))"
+        ),
+        {
+            "ids": [event.id for event in events],
+            "types": [event.type for event in events],
+            "customers": list(customers),
+        },
+    )
+    fresh: set[Any] = set()
+    erased: set[uuid.UUID] = set()
+    for event_id, customer_id in rows:
+        if event_id is not None:
+            fresh.add(event_id)
+        else:
+            erased.add(customer_id)
+    return fresh, erased
 
 
 class Consumer:
@@ -464,10 +499,7 @@ class Consumer:
         while True:
             try:
                 async with self.db.unit_of_work() as uow:
-                    fresh = await record_in_inbox(
-                        uow, self.inbox, [delivery.event for delivery in deliveries]
-                    )
-                    erased = await self._erased_customers(uow, deliveries)
+                    fresh, erased = await self._record(uow, deliveries)
                     handled: set[Any] = set()
                     by_type: dict[str, list[Delivery]] = {}
                     for delivery in deliveries:
@@ -526,18 +558,17 @@ class Consumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.retry_max_seconds)
 
-    async def _erased_customers(
+    async def _record(
         self, uow: UnitOfWork, deliveries: Sequence[Delivery]
-    ) -> set[uuid.UUID]:
-        if self.erasures is None:
-            return set()
+    ) -> tuple[set[Any], set[uuid.UUID]]:
+        """The batch's first-time event ids, and its erased customers."""
+        events = [delivery.event for delivery in deliveries]
         customers = {customer_of(delivery.data) for delivery in deliveries} - {None}
-        if not customers:
-            return set()
-        rows = await uow.session.execute(
-            select(self.erasures.c.customer_id).where(self.erasures.c.customer_id.in_(customers))
+        if self.erasures is None or not customers:
+            return await record_in_inbox(uow, self.inbox, events), set()
+        return await record_in_inbox_and_find_erased(
+            uow, self.inbox, self.erasures, events, customers
         )
-        return set(rows.scalars())
 
     async def _ack(self, deliveries: Sequence[Delivery], fresh: set[Any]) -> None:
         """One ack per channel for the whole batch: its highest delivery tag, ``multiple``.
