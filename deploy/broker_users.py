@@ -19,12 +19,13 @@ from urllib.parse import quote
 
 import httpx
 
-from shared.contracts import PUBLISHERS
+from shared.contracts import EVENT_TYPES, PUBLISHERS
 from shared.messaging.provenance import CLI_USER, broker_user
 from shared.messaging.topology import (
     ARCHIVE_QUEUE,
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
+    SELF_BINDING,
     binding_keys,
     dead_letter_queue_name,
     service_queue_name,
@@ -57,15 +58,20 @@ def grants(prefix: str) -> list[Grant]:
     for service in SERVICES:
         owned = [t for t, owner in PUBLISHERS.items() if owner == service]
         own = re.escape(service_queue_name(service))
+        exchanges = [EVENTS_EXCHANGE, DEFAULT_EXCHANGE, DEAD_LETTER_EXCHANGE]
+        # A self-binding service (webhooks) binds its own queue to kefu.events: that writes to
+        # the queue and reads the exchange, for the event types' routing keys only.
+        binds = service in SELF_BINDING
+        reads = f"^{own}(\\.(?!dlq$).+)?$"
         result.append(
             Grant(
                 user=broker_user(prefix, service),
                 # Its own auxiliary queues (webhooks' jobs and delays), never its DLQ.
                 configure=f"^{own}\\.(?!dlq$).+$",
-                write=_exactly([EVENTS_EXCHANGE, DEFAULT_EXCHANGE, DEAD_LETTER_EXCHANGE]),
-                read=f"^{own}(\\.(?!dlq$).+)?$",
+                write=_exactly([*exchanges, service_queue_name(service)] if binds else exchanges),
+                read=f"{reads}|^{re.escape(EVENTS_EXCHANGE)}$" if binds else reads,
                 topic_write=_exactly(binding_keys(owned)) if owned else NOTHING,
-                topic_read=NOTHING,
+                topic_read=_exactly(binding_keys(EVENT_TYPES)) if binds else NOTHING,
             )
         )
     result.append(

@@ -1,6 +1,7 @@
 """Composition root of webhooks."""
 
 from services.webhooks.adapters import tables
+from services.webhooks.adapters.bindings import keep_reconciled
 from services.webhooks.entrypoints.deliveries import Deliveries
 from services.webhooks.entrypoints.http import router
 from services.webhooks.handlers import make_subscriptions
@@ -19,6 +20,7 @@ definition = ServiceDefinition(
     routers=[router],
     subscriptions=make_subscriptions(),
     broker_workers=[
-        Deliveries(get_webhook_settings(), db_connections=get_settings().db_pool_size).run
+        Deliveries(get_webhook_settings(), db_connections=get_settings().db_pool_size).run,
+        keep_reconciled,
     ],
 )

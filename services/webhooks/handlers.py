@@ -8,17 +8,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aio_pika.abc import AbstractConnection
 from sqlalchemy import Row
 
+from services.webhooks.adapters import bindings, tables
 from services.webhooks.adapters import repository as repo
-from services.webhooks.adapters import tables
 from services.webhooks.adapters.erasure import erase_customers
 from services.webhooks.domain.subscriptions import Selector, check_patterns, new_secret
 from shared.contracts import EVENT_TYPES, CloudEvent, CustomerErased
-from shared.db import UnitOfWork
+from shared.db import Database, UnitOfWork
 from shared.erasure import record_erasures
 from shared.errors import Conflict, NotFound
+from shared.logging import get_logger
 from shared.messaging.consumer import EnvelopeSubscription
+
+log = get_logger(__name__)
 
 
 async def fan_out(events: Sequence[CloudEvent], uow: UnitOfWork) -> None:
@@ -54,6 +58,7 @@ def make_subscriptions() -> list[EnvelopeSubscription]:
 
 async def create_endpoint(
     uow: UnitOfWork,
+    broker: AbstractConnection,
     *,
     url: str,
     events: Sequence[str],
@@ -63,7 +68,7 @@ async def create_endpoint(
     max_in_flight: int,
 ) -> Row[Any]:
     now = datetime.now(UTC)
-    return await repo.insert_endpoint(
+    row = await repo.insert_endpoint(
         uow.session,
         id=uuid.uuid4(),
         url=url,
@@ -76,19 +81,25 @@ async def create_endpoint(
         created_at=now,
         updated_at=now,
     )
+    await bindings.bind_wanted(broker, uow.session)
+    return row
 
 
 async def change_endpoint(
-    uow: UnitOfWork, endpoint_id: uuid.UUID, changes: dict[str, Any]
+    uow: UnitOfWork, broker: AbstractConnection, endpoint_id: uuid.UUID, changes: dict[str, Any]
 ) -> Row[Any]:
     if "events" in changes:
         changes["events"] = check_patterns(changes["events"])
+        # Taken before the row changes, so a reconciliation cannot read it half-way.
+        await bindings.lock(uow.session)
     for name in ("channels", "intents"):
         if changes.get(name) is not None:
             changes[name] = sorted(set(changes[name]))
     row = await repo.update_endpoint(uow.session, endpoint_id, **changes)
     if row is None:
         raise NotFound(f"no webhook {endpoint_id}")
+    if "events" in changes:
+        await bindings.bind_wanted(broker, uow.session)
     return row
 
 
@@ -100,8 +111,18 @@ async def endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> Row[Any]:
 
 
 async def remove_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> None:
+    await bindings.lock(uow.session)
     if not await repo.delete_endpoint(uow.session, endpoint_id):
         raise NotFound(f"no webhook {endpoint_id}")
+
+
+async def unbind_unwanted(db: Database, broker: AbstractConnection) -> None:
+    """After endpoints were removed or narrowed: their types no longer reach the queue. Best
+    effort: the periodic reconciliation retries what fails here."""
+    try:
+        await bindings.reconcile(db, broker)
+    except Exception as exc:
+        log.warning("webhook bindings not reconciled; the next round will", error=repr(exc))
 
 
 async def resume(uow: UnitOfWork, endpoint_id: uuid.UUID) -> Row[Any]:

@@ -58,7 +58,6 @@ from shared.contracts import (
     UndecodableEvent,
     customer_of,
     decode_event,
-    routing_key,
     without_personal_data,
 )
 from shared.db import Database, UnitOfWork, is_transient_db_error
@@ -67,6 +66,7 @@ from shared.logging import get_logger
 from shared.messaging.provenance import Provenance, Untrusted
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
+    bound_by_setup,
     declare_service_queue,
     service_queue_name,
 )
@@ -271,7 +271,7 @@ class Consumer:
             self._queue = await declare_service_queue(
                 channel,
                 self.service,
-                [routing_key(event_type) for event_type in self.subscriptions],
+                bound_by_setup(self.service, {self.service: tuple(self.subscriptions)}),
                 delivery_limit=self.delivery_limit,
             )
         else:  # set-up declared it; this broker user may only read it

@@ -40,6 +40,17 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {
     "webhooks": tuple(EVENT_TYPES),
 }
 
+# Services that bind their queue themselves, beyond these types, as their own state asks:
+# webhooks binds the types its registered endpoints want (services/webhooks/adapters/bindings.py),
+# so an event no endpoint wants never costs it a delivery. Set-up binds only these.
+SELF_BINDING: Mapping[str, tuple[str, ...]] = {"webhooks": ("kefu.customer.erased",)}
+
+
+def bound_by_setup(service: str, consumes: Mapping[str, Iterable[str]] = CONSUMES) -> list[str]:
+    """The routing keys set-up binds to the service's queue."""
+    return binding_keys(SELF_BINDING.get(service, consumes.get(service, ())))
+
+
 # The webhooks service's own work: one job per delivery attempt, on a queue of its own, and a
 # delay queue per step of its retry schedule whose expired jobs are dead-lettered back to it.
 WEBHOOK_JOBS_QUEUE = "kefu.webhooks.deliveries"
@@ -173,8 +184,8 @@ async def declare_topology(
     await declare_events_exchange(channel)
     await declare_archive(channel, max_age=max_age, max_bytes=max_bytes)
     queues = []
-    for service, event_types in consumes.items():
-        keys = binding_keys(event_types)
+    for service in consumes:
+        keys = bound_by_setup(service, consumes)
         if keys:
             await declare_service_queue(channel, service, keys, delivery_limit=delivery_limit)
             queues.append(service_queue_name(service))

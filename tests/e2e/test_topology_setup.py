@@ -17,7 +17,7 @@ from deploy.launcher import ServiceProcesses
 from shared.messaging.topology import (
     CONSUMES,
     WEBHOOK_JOBS_QUEUE,
-    binding_keys,
+    bound_by_setup,
     dead_letter_queue_name,
     service_queue_name,
     webhook_delay_queue_name,
@@ -32,6 +32,7 @@ from tests.support import (
     wait_until,
 )
 
+EVENTS_TO_WEBHOOKS = ("kefu.events", "kefu.webhooks")
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
 
@@ -141,9 +142,12 @@ def test_kefu_setup_declares_every_queue_with_its_bindings(
     ).stdout
     bindings = {tuple(line.split("\t")) for line in listing.splitlines() if line}
     for service, event_types in CONSUMES.items():
-        for key in binding_keys(event_types):
+        for key in bound_by_setup(service):
             assert ("kefu.events", service_queue_name(service), key) in bindings
         if event_types:
             queue = service_queue_name(service)
             assert ("kefu.dlx", dead_letter_queue_name(service), queue) in bindings
     assert ("kefu.events", "kefu.events.archive", "#") in bindings
+    # webhooks binds the rest itself, as its endpoints ask.
+    webhooks = {key for source, queue, key in bindings if (source, queue) == EVENTS_TO_WEBHOOKS}
+    assert webhooks == {"customer.erased"}

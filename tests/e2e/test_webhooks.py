@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
 import httpx
@@ -23,7 +24,15 @@ from aio_pika.abc import AbstractRobustConnection
 from standardwebhooks.webhooks import Webhook
 
 from deploy.launcher import ROOT, ServiceProcesses
-from shared.contracts import CloudEvent, CustomerRef, EventData, IssueReceived, new_event
+from shared.contracts import (
+    EVENT_TYPES,
+    CloudEvent,
+    CustomerRef,
+    EventData,
+    IssueReceived,
+    new_event,
+    routing_key,
+)
 from shared.settings import Settings
 from tests.support import (
     BOOTSTRAP_KEY,
@@ -118,6 +127,43 @@ async def deliveries(api: httpx.AsyncClient, webhook_id: str, **params: Any) -> 
     assert answer.status_code == 200, answer.text
     items: list[Any] = answer.json()["items"]
     return items
+
+
+async def bound_keys(settings: Settings) -> set[str]:
+    management = httpx.URL(settings.management_url())
+    vhost = quote(settings.amqp_vhost(), safe="")
+    async with httpx.AsyncClient(
+        auth=(management.username, management.password), timeout=10
+    ) as client:
+        answer = await client.get(
+            str(management.copy_with(username=None, password=None, path="/"))
+            + f"api/exchanges/{vhost}/kefu.events/bindings/source"
+        )
+    answer.raise_for_status()
+    return {b["routing_key"] for b in answer.json() if b["destination"] == "kefu.webhooks"}
+
+
+async def test_the_queue_is_bound_to_the_event_types_webhooks_want_and_no_more(
+    api: httpx.AsyncClient, webhook_stack: Settings
+) -> None:
+    # No webhook: only the erasures reach the queue (its delivery log must forget customers).
+    await wait_until(
+        lambda: _equals(bound_keys(webhook_stack), {"customer.erased"}), what="no bindings"
+    )
+    hook = await register(api, "http://127.0.0.1:9/x", events=["feedback.submitted"])
+    # Bound before the 201: an event published from now on reaches the new webhook.
+    assert await bound_keys(webhook_stack) == {"customer.erased", "feedback.submitted"}
+    changed = await api.patch(f"/v1/webhooks/{hook['id']}", json={"events": ["issue.*"]})
+    assert changed.status_code == 200, changed.text
+    issue_keys = {routing_key(t) for t in EVENT_TYPES if t.startswith("kefu.issue.")}
+    assert {"issue.received", "issue.analyzed"} <= issue_keys
+    assert await bound_keys(webhook_stack) == {"customer.erased", *issue_keys}
+    assert (await api.delete(f"/v1/webhooks/{hook['id']}")).status_code == 204
+    assert await bound_keys(webhook_stack) == {"customer.erased"}
+
+
+async def _equals(found: Any, expected: set[str]) -> bool:
+    return bool(await found == expected)
 
 
 async def test_a_delivery_is_signed_and_verifies_with_the_library(

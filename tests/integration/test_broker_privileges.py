@@ -136,6 +136,26 @@ async def test_a_service_cannot_read_delete_or_create_queues(
             await found.get(fail=False)
 
 
+async def test_webhooks_binds_only_its_own_queue_and_only_event_types(
+    users: dict[str, str],
+) -> None:
+    connection = await aio_pika.connect_robust(users["webhooks"])
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange("kefu.events", ensure=True)
+        own = await channel.get_queue("kefu.webhooks", ensure=True)
+        await own.bind(exchange, routing_key="issue.analyzed")
+        await own.unbind(exchange, routing_key="issue.analyzed")
+        for queue, key in (("kefu.webhooks", "#"), ("kefu.improvement", "issue.analyzed")):
+            channel = await connection.channel()
+            exchange = await channel.get_exchange("kefu.events", ensure=True)
+            target = await channel.get_queue(queue, ensure=True)
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await target.bind(exchange, routing_key=key)
+    finally:
+        await connection.close()
+
+
 async def test_the_subscriber_reads_its_own_queue_and_publishes_nothing(
     users: dict[str, str],
 ) -> None:

@@ -108,3 +108,9 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     if regex is None:
         regex = _CACHE[pattern] = pattern_regex(pattern)
     return regex
+
+
+def routing_keys_wanted(patterns: Iterable[str]) -> set[str]:
+    """The event types' routing keys that any of the patterns match."""
+    regexes = [pattern_regex(pattern) for pattern in set(patterns)]
+    return {key for key in ROUTING_KEYS if any(regex.match(key) for regex in regexes)}

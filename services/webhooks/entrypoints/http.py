@@ -4,10 +4,14 @@ delivery log; a delivery sent again by hand; a paused endpoint resumed."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import AMQPError
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.webhooks import handlers
@@ -17,6 +21,7 @@ from shared.auth import Principal, require
 from shared.contracts import Channel, Intent
 from shared.http import DatabaseDep
 from shared.paging import Cursor, Limit, Page, decode_cursor, page_of
+from shared.problems import Problem
 from shared.settings import WebhookSettings, get_webhook_settings
 from shared.validation import NoNul
 
@@ -101,14 +106,43 @@ async def _settings() -> WebhookSettings:
 SettingsDep = Annotated[WebhookSettings, Depends(_settings)]
 
 
+async def _broker(request: Request) -> AbstractConnection:
+    connection: AbstractConnection | None = request.app.state.broker.connection
+    if connection is None or connection.is_closed:
+        raise _broker_unavailable()
+    return connection
+
+
+BrokerDep = Annotated[AbstractConnection, Depends(_broker)]
+
+
+def _broker_unavailable() -> Problem:
+    return Problem(
+        503,
+        "Service unavailable",
+        "the broker is unavailable, so the webhook's events cannot be bound; retry later",
+        headers={"Retry-After": "5"},
+    )
+
+
+@asynccontextmanager
+async def _binding() -> AsyncIterator[None]:
+    """A change that binds new event types is refused (and rolled back) when the broker is away."""
+    try:
+        yield
+    except (TimeoutError, AMQPError, ConnectionError) as exc:
+        raise _broker_unavailable() from exc
+
+
 @router.post("", response_model=WebhookCreated, status_code=201)
 async def create_webhook(
-    body: WebhookCreate, db: DatabaseDep, settings: SettingsDep, _: CanManage
+    body: WebhookCreate, db: DatabaseDep, broker: BrokerDep, settings: SettingsDep, _: CanManage
 ) -> WebhookCreated:
     await check_target(body.url, allow_private=settings.allow_private_targets)
-    async with db.unit_of_work() as uow:
+    async with _binding(), db.unit_of_work() as uow:
         row = await handlers.create_endpoint(
             uow,
+            broker,
             url=body.url,
             events=body.events,
             channels=body.channels,
@@ -142,6 +176,7 @@ async def change_webhook(
     webhook_id: uuid.UUID,
     body: WebhookChange,
     db: DatabaseDep,
+    broker: BrokerDep,
     settings: SettingsDep,
     _: CanManage,
 ) -> WebhookRead:
@@ -152,15 +187,23 @@ async def change_webhook(
             changes.pop(required)
     if "url" in changes:
         await check_target(changes["url"], allow_private=settings.allow_private_targets)
-    async with db.unit_of_work() as uow:
-        row = await handlers.change_endpoint(uow, webhook_id, changes)
+    async with _binding(), db.unit_of_work() as uow:
+        row = await handlers.change_endpoint(uow, broker, webhook_id, changes)
+    if "events" in changes:
+        await handlers.unbind_unwanted(db, broker)
     return WebhookRead.model_validate(row)
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response)
-async def delete_webhook(webhook_id: uuid.UUID, db: DatabaseDep, _: CanManage) -> Response:
+async def delete_webhook(
+    webhook_id: uuid.UUID, db: DatabaseDep, request: Request, _: CanManage
+) -> Response:
     async with db.unit_of_work() as uow:
         await handlers.remove_endpoint(uow, webhook_id)
+    # Removal needs no broker: while it is away, the periodic reconciliation unbinds later.
+    broker = request.app.state.broker.connection
+    if broker is not None and not broker.is_closed:
+        await handlers.unbind_unwanted(db, broker)
     return Response(status_code=204)
 
 
