@@ -31,6 +31,9 @@ class EventPublisher(Protocol):
     # ``payload``: the envelope's ``id``, ``type`` and ``source``; ``body``: the whole event.
     async def publish(self, payload: dict[str, Any], body: bytes) -> None: ...
 
+    # Returns once publishing can start (the broker connected and not blocking publishers).
+    async def ready(self) -> None: ...
+
 
 class OutboxRelay:
     def __init__(
@@ -63,6 +66,9 @@ class OutboxRelay:
         try:
             while True:
                 try:
+                    # Waiting here, not in a batch that would time out, the relay publishes
+                    # the moment the broker is back or a resource alarm clears.
+                    await self.publisher.ready()
                     while await self.relay_batch() == self.batch_size:
                         pass
                     if datetime.now(UTC) - last_cleanup > timedelta(hours=1):

@@ -43,10 +43,23 @@ class Publisher:
         self.exchange_name = exchange_name
         self.timeout = timeout
         self.user_id = user_id
+        self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
 
+    async def ready(self) -> None:
+        """Return once the connection is up and the broker lets publishers write: under a
+        memory or disk alarm it blocks them, and a publish started then would only time out
+        and go again after a back-off, long after the alarm cleared."""
+        if self._connection is None:
+            return  # publish says why
+        await self._connection.connected.wait()
+        transport = self._connection.transport
+        if transport is not None:
+            await transport.connection.ready()
+
     async def open(self, connection: AbstractConnection) -> None:
+        self._connection = connection
         # Confirms tell us the broker has the message; on_return_raises makes an unroutable
         # mandatory publish an error instead of a silent drop.
         self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

@@ -381,6 +381,7 @@ class Ledger:
     connection_errors: int = 0
     dead_lettered: int = 0
     recovered_s: float | None = None
+    drained_s: float | None = None
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -403,11 +404,36 @@ class Ledger:
             "connection_errors": self.connection_errors,
             "dead_lettered": self.dead_lettered,
             "recovered_s": None if self.recovered_s is None else round(self.recovered_s, 1),
+            "drained_s": None if self.drained_s is None else round(self.drained_s, 1),
             "seconds": round(self.seconds, 1),
             "passed": self.passed,
             "failures": self.failures,
             "notes": self.notes,
         }
+
+
+def recovery(
+    first_tries: dict[str, float], arrivals: dict[str, float], cleared_at: float
+) -> tuple[float | None, float | None]:
+    """(flow back, backlog drained), in seconds after the fault cleared.
+
+    Flow back: the first follow-up after the clearing of an issue the fault held up (accepted
+    before it cleared, its follow-up not yet out); with none held up, of an issue first posted
+    after it. Drained: the last follow-up of an issue accepted before the clearing. Flow back
+    measures Kefu's back-off; draining also depends on how long the fault lasted."""
+    held = [arrivals[i] for i, t in first_tries.items() if t < cleared_at <= arrivals.get(i, 0)]
+    fresh = [arrivals[i] for i, t in first_tries.items() if t >= cleared_at and i in arrivals]
+    flowing = held or fresh
+    before = [i for i, t in first_tries.items() if t < cleared_at]
+    drained = (
+        max((arrivals[i] for i in before), default=cleared_at) - cleared_at
+        if all(i in arrivals for i in before)
+        else None
+    )
+    return (
+        min(flowing) - cleared_at if flowing else None,
+        max(drained, 0.0) if drained is not None else None,
+    )
 
 
 def duplicate_effects(tap: Tap, issue_ids: set[str]) -> tuple[int, int]:
@@ -580,10 +606,9 @@ async def run_scenario(
     depths = await dead_letter_depths(kefu.settings.amqp_url)
     ledger.dead_lettered = sum(depths.values())
     assert run.cleared_at is not None
-    after = [
-        arrivals[i] for i, p in accepted.items() if i in arrivals and p.first_try >= run.cleared_at
-    ]
-    ledger.recovered_s = min(after) - run.cleared_at if after else None
+    ledger.recovered_s, ledger.drained_s = recovery(
+        {i: p.first_try for i, p in accepted.items()}, arrivals, run.cleared_at
+    )
     ledger.seconds = time.monotonic() - run.started
     ledger.failures.extend(run.failures)
     ledger.notes.extend(run.notes)
@@ -616,18 +641,20 @@ async def run_scenario(
 def markdown(ledgers: Sequence[Ledger]) -> str:
     head = (
         "| scenario | attempted | accepted | lost | duplicate effects | redelivered | 5xx | "
-        "503 unavailable | 503 busy | connection errors | dead-lettered | recovered (s) | result |"
+        "503 unavailable | 503 busy | connection errors | dead-lettered | flow back (s) | "
+        "backlog drained (s) | result |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for ledger in ledgers:
         r = ledger.row()
         result = "pass" if ledger.passed else "FAIL: " + "; ".join(ledger.failures)
         recovered = "-" if r["recovered_s"] is None else f"{r['recovered_s']:.1f}"
+        drained = "-" if r["drained_s"] is None else f"{r['drained_s']:.1f}"
         lines.append(
             f"| {r['scenario']} | {r['attempted']} | {r['accepted']} | {r['lost']} | "
             f"{r['duplicate_effects']} | {r['redelivered']} | {r['http_5xx']} | "
             f"{r['http_503']} | {r['http_503_busy']} | {r['connection_errors']} | "
             f"{r['dead_lettered']} | "
-            f"{recovered} | {result} |"
+            f"{recovered} | {drained} | {result} |"
         )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The fault suite's count of duplicate effects: redeliveries are not effects, second events are."""
+"""The fault suite's ledger: redeliveries are not effects, second events are; the flow is back
+when the first held-up issue completes, not when the backlog has drained."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import aio_pika
 
-from tests.chaos.harness import Seen, Tap, duplicate_effects
+from tests.chaos.harness import Seen, Tap, duplicate_effects, recovery
 
 
 def _seen(event_id: str, event_type: str, **data: Any) -> Seen:
@@ -45,3 +46,19 @@ def test_a_verdict_replaced_by_a_different_one_is_not_a_duplicate() -> None:
         _seen("v4", "kefu.satisfaction.evaluated", issue_id="i2", **implicit),
     ]
     assert duplicate_effects(tap, {"i1", "i2"}) == (1, 0)
+
+
+def test_the_flow_is_back_with_the_first_held_up_issue_and_drained_with_the_last() -> None:
+    # Cleared at 100: "a" finished before, "b" and "c" were held up, "d" was posted after.
+    first_tries = {"a": 10.0, "b": 50.0, "c": 90.0, "d": 101.0}
+    arrivals = {"a": 11.0, "b": 103.0, "c": 125.0, "d": 126.0}
+    assert recovery(first_tries, arrivals, 100.0) == (3.0, 25.0)
+
+
+def test_with_nothing_held_up_the_flow_is_measured_on_fresh_issues() -> None:
+    assert recovery({"a": 10.0, "b": 101.0}, {"a": 11.0, "b": 102.5}, 100.0) == (2.5, 0.0)
+
+
+def test_an_issue_that_never_completed_leaves_the_backlog_undrained() -> None:
+    flow_back, drained = recovery({"a": 10.0, "b": 20.0}, {"a": 104.0}, 100.0)
+    assert flow_back == 4.0 and drained is None
