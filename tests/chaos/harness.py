@@ -26,6 +26,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from bench.e2e import MIXED_TEXTS
 from deploy import broker, database
 from deploy.launcher import RestartPolicy, ServiceProcesses, Supervisor
+from shared.contracts import CLOUDEVENTS_CONTENT_TYPE
 from shared.db import asyncpg_dsn
 from shared.messaging.topology import (
     CONSUMES,
@@ -282,7 +283,21 @@ class Seen:
     type: str
     data: dict[str, Any]
     redelivered: bool
-    message: aio_pika.Message
+    # What the redelivery scenario publishes again: the body and the properties consumers check.
+    body: bytes
+    user_id: str | None = None
+    app_id: str | None = None
+
+    def message(self) -> aio_pika.Message:
+        return aio_pika.Message(
+            body=self.body,
+            content_type=CLOUDEVENTS_CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=self.id,
+            type=self.type,
+            app_id=self.app_id,
+            user_id=self.user_id,
+        )
 
 
 @dataclass
@@ -330,15 +345,6 @@ class Tap:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         event = json.loads(message.body)
-        copy = aio_pika.Message(
-            body=message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            type=message.type,
-            app_id=message.app_id,
-            user_id=message.user_id,
-        )
         self.seen.append(
             Seen(
                 time.monotonic(),
@@ -346,7 +352,9 @@ class Tap:
                 event["type"],
                 event["data"],
                 bool(message.redelivered),
-                copy,
+                message.body,
+                message.user_id,
+                message.app_id,
             )
         )
         await message.ack()

@@ -229,7 +229,7 @@ async def redelivered(run: Run) -> None:
         exchange = await channel.get_exchange(EVENTS_EXCHANGE)
         await asyncio.gather(
             *(
-                exchange.publish(seen.message, routing_key=seen.type.removeprefix("kefu."))
+                exchange.publish(seen.message(), routing_key=seen.type.removeprefix("kefu."))
                 for seen in copies
             )
         )

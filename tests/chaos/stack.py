@@ -7,8 +7,10 @@ the shared ones; as root, each runs as its package's user, as the shared ones do
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -109,6 +111,14 @@ class Postgres:
             )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @dataclass
 class RabbitMQ:
     home: Path
@@ -180,9 +190,19 @@ class RabbitMQ:
                 time.sleep(1)
 
     def stop(self) -> None:
-        subprocess.run(
-            [*_as("rabbitmq"), str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"],
-            capture_output=True,
-            timeout=60,
-            env=self._env(),
-        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                [*_as("rabbitmq"), str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"],
+                capture_output=True,
+                timeout=60,
+                env=self._env(),
+            )
+        # A node the CLI could not stop (hung, or the box too busy) is killed: the suite never
+        # leaves a broker behind.
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            pid = int((self.home / "pid").read_text().strip())
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
