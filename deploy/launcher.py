@@ -190,7 +190,8 @@ class ServiceProcesses:
                 self.start(service, replica)
 
     def wait_ready(self, timeout: float = 60.0, services: Sequence[str] | None = None) -> None:
-        """Wait until every instance answers /readyz (database and broker reachable).
+        """Wait until every instance is up: /readyz answers 200 with every check "ok" (its
+        database and its broker; /readyz alone is 200 without the broker, see _ready).
 
         Replicas share a port and the kernel spreads new connections over them, so a request
         cannot pick its replica: each instance must be listening on the port itself, and the
@@ -208,10 +209,7 @@ class ServiceProcesses:
                         raise RuntimeError(f"{name} exited with code {proc.returncode}")
                 port = self.ports[service]
                 listening = all(port in listening_ports(self.procs[n].pid) for n in instances)
-                try:
-                    ready = httpx.get(f"{self.url(service)}/readyz", timeout=1).status_code == 200
-                except httpx.HTTPError:
-                    ready = False
+                ready = _ready(self.url(service), timeout=1)
                 streak[service] = streak[service] + 1 if ready and listening else 0
                 if streak[service] >= (1 if len(instances) == 1 else 5 * len(instances)):
                     del streak[service]
@@ -352,11 +350,15 @@ class Supervisor:
                 self.say(f"{name} is ready again")
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, timeout: float = 0.5) -> bool:
+    """Ready and connected to all it uses. A service serves HTTP (its /readyz is 200) while
+    only its database answers; a run starts consuming, seeding and testing once the broker is
+    there too."""
     try:
-        return httpx.get(f"{url}/readyz", timeout=0.5).status_code == 200
+        answer = httpx.get(f"{url}/readyz", timeout=timeout)
     except httpx.HTTPError:
         return False
+    return answer.status_code == 200 and all(value == "ok" for value in answer.json().values())
 
 
 def _say(line: str) -> None:

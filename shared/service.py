@@ -14,7 +14,7 @@ import uvicorn
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import Table
 
@@ -28,15 +28,25 @@ from shared.messaging.provenance import Provenance, amqp_user
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import (
     check_subscriptions,
+    dead_letter_queue_name,
     declare_archive,
     declare_events_exchange,
 )
 from shared.privacy import CustomerRows, customer_data_router
 from shared.problems import install_problem_handlers
-from shared.relay import OutboxRelay
+from shared.relay import OutboxRelay, measure_outbox
 from shared.settings import Settings, get_settings
 
 log = get_logger(__name__)
+
+BROKER_CONNECTED = Gauge(
+    "kefu_broker_connected",
+    "1 while the service is connected to the broker, relaying and consuming; else 0",
+    ["service"],
+)
+DLQ_MESSAGES = Gauge(
+    "kefu_dlq_messages", "Messages in the service's dead-letter queue", ["service"]
+)
 
 
 class KeyInfo(BaseModel):
@@ -101,6 +111,7 @@ class Broker:
         self._setup: asyncio.Task[None] | None = None
         self._relay: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._dlq_gauge: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -160,7 +171,28 @@ class Broker:
             asyncio.create_task(worker(self.db, self.connection), name="broker-worker")
             for worker in self.definition.broker_workers
         ]
+        if self.definition.subscriptions:
+            self._dlq_gauge = asyncio.create_task(
+                self._measure_dead_letters(self.connection), name="dlq-gauge"
+            )
         log.info("broker connected", consuming=sorted(self.consumer.subscriptions))
+
+    async def _measure_dead_letters(self, connection: AbstractRobustConnection) -> None:
+        """The DLQ's depth, from a passive declare (a read: a broker user that may configure
+        nothing may do it) every metrics_refresh_seconds, never per scrape."""
+        name = dead_letter_queue_name(self.definition.name)
+        channel = None
+        while True:
+            try:
+                if channel is None or channel.is_closed:
+                    channel = await connection.channel()
+                queue = await channel.declare_queue(name, passive=True, robust=False)
+                depth = queue.declaration_result.message_count or 0
+                # Shown only once measured: no sample means not measured yet.
+                DLQ_MESSAGES.labels(self.definition.name).set(depth)
+            except Exception as exc:  # broker away, or no DLQ yet (the channel closes): later
+                log.debug("DLQ gauge not refreshed", error=repr(exc))
+            await asyncio.sleep(self.settings.metrics_refresh_seconds)
 
     async def _close_connection(self) -> None:
         if self.connection is not None:
@@ -170,7 +202,7 @@ class Broker:
 
     async def stop(self) -> None:
         await self.consumer.stop()
-        for task in (self._setup, self._relay, *self._workers):
+        for task in (self._setup, self._relay, self._dlq_gauge, *self._workers):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):
@@ -203,11 +235,18 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             else None,
         )
         app.state.broker = broker = Broker(definition, settings, db)
+        BROKER_CONNECTED.labels(definition.name).set_function(lambda: float(broker.healthy))
         await broker.start()
         workers = [
             asyncio.create_task(worker(db), name=f"{definition.name}-worker")
             for worker in definition.workers
         ]
+        workers.append(
+            asyncio.create_task(
+                measure_outbox(db, definition.name, settings.metrics_refresh_seconds),
+                name="outbox-gauges",
+            )
+        )
         # Only a cache can hold a revoked key: without one, no listener (and no connection).
         if settings.api_key_cache_seconds > 0:
             workers.append(
@@ -245,13 +284,16 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
+        """Ready while the database answers: every HTTP route needs it, none needs the broker
+        (intake accepts into its outbox, the read APIs read their own tables). The broker's
+        state is reported, and in kefu_broker_connected, but a broker outage hits every
+        replica alike: taking them out of service would only stop the HTTP APIs too."""
         checks = {"database": "ok", "broker": "ok" if app.state.broker.healthy else "down"}
         try:
             await asyncio.wait_for(app.state.db.ping(), timeout=2)
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}"
-        ready = all(value == "ok" for value in checks.values())
-        return JSONResponse(checks, status_code=200 if ready else 503)
+        return JSONResponse(checks, status_code=200 if checks["database"] == "ok" else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 100
     outbox_retention_days: int = 7
+    # How often the gauges read from the database and the broker (outbox backlog, DLQ depth)
+    # are refreshed: in the background, never per scrape.
+    metrics_refresh_seconds: float = Field(default=5.0, gt=0)
     archive_max_age: str = "30D"
     archive_max_bytes: int = 5_000_000_000
     api_key_cache_seconds: float = 10.0

@@ -31,6 +31,7 @@ def services(
             "KEFU_DELIVERY_LIMIT": "3",
             "KEFU_LOG_JSON": "false",
             "KEFU_API_KEY_CACHE_SECONDS": "0",
+            "KEFU_METRICS_REFRESH_SECONDS": "0.5",
         },
         ports={service: free_port() for service in SERVICES},
         log_dir=log_dir,

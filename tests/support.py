@@ -15,7 +15,9 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy import database
 from shared.contracts import CloudEvent
@@ -162,6 +164,18 @@ async def publish(amqp: AbstractRobustConnection, settings: Settings, event: Clo
         routing_key=event.type.removeprefix("kefu."),
     )
     await channel.close()
+
+
+async def scrape(url: str, name: str, **labels: str) -> float | None:
+    """One sample of a service's /metrics: the one named ``name`` with these labels (others
+    may be there too), or None when it has none yet."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return None
 
 
 async def queue_depth(amqp: AbstractRobustConnection, name: str) -> int:

@@ -75,8 +75,24 @@ log = get_logger(__name__)
 
 E = TypeVar("E", bound=EventData)
 
+# Outcomes: processed, duplicate (the inbox knew it), retried (handed back to the queue),
+# dead_lettered, ignored (a type this service does not handle).
 CONSUMED = Counter(
-    "kefu_events_consumed_total", "Events consumed, by type and outcome", ["type", "outcome"]
+    "kefu_events_consumed_total",
+    "Events consumed, by type and outcome",
+    ["service", "type", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "kefu_handler_seconds",
+    "One handler call: the events of one type in a batch",
+    ["service", "type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+LAG = Histogram(
+    "kefu_event_lag_seconds",
+    "From an event's time to its ack by this consumer",
+    ["service", "type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
 )
 BATCH_SIZE = Histogram(
     "kefu_consumer_batch_size",
@@ -258,6 +274,9 @@ class Consumer:
         # Every message delivered to us and not settled yet, oldest first, with its arrival.
         self._unsettled: dict[int, tuple[float, AbstractIncomingMessage]] = {}
         self._worker: asyncio.Task[None] | None = None
+
+    def _count(self, event_type: str, outcome: str) -> None:
+        CONSUMED.labels(self.service, event_type, outcome).inc()
 
     @property
     def paused(self) -> bool:
@@ -446,12 +465,12 @@ class Consumer:
                     message_id=message.message_id,
                     error=str(exc),
                 )
-                CONSUMED.labels(type=message.type or "unknown", outcome="rejected").inc()
+                self._count(message.type or "unknown", "dead_lettered")
                 self._forget([message])
                 await _settle(message.reject(requeue=False))
                 continue
             if event.type not in self.subscriptions:
-                CONSUMED.labels(type=event.type, outcome="ignored").inc()
+                self._count(event.type, "ignored")
                 self._forget([message])
                 await _settle(message.ack())
                 continue
@@ -513,10 +532,14 @@ class Consumer:
                             by_type.setdefault(delivery.event.type, []).append(delivery)
                     for event_type, items in by_type.items():
                         subscription = self.subscriptions[event_type]
+                        started = time.perf_counter()
                         if isinstance(subscription, EnvelopeSubscription):
                             await subscription.handle([item.event for item in items], uow)
                         else:
                             await subscription.handle([item.data for item in items], uow)
+                        HANDLER_SECONDS.labels(self.service, event_type).observe(
+                            time.perf_counter() - started
+                        )
                 return handled
             except Exception as exc:
                 if isinstance(exc, PermanentFailure):
@@ -578,9 +601,11 @@ class Consumer:
         may hold messages of two channels)."""
         self._forget([delivery.message for delivery in deliveries])
         last: dict[int, AbstractIncomingMessage] = {}
+        now = time.time()
         for delivery in deliveries:
-            outcome = "processed" if delivery.event.id in fresh else "duplicate"
-            CONSUMED.labels(type=delivery.event.type, outcome=outcome).inc()
+            event = delivery.event
+            self._count(event.type, "processed" if event.id in fresh else "duplicate")
+            LAG.labels(self.service, event.type).observe(now - event.time.timestamp())
             message = delivery.message
             if _channel_closed(message):
                 continue  # its tag died with its channel; the broker redelivers it
@@ -603,7 +628,7 @@ class Consumer:
                 type=event.type,
                 error=str(exc),
             )
-            CONSUMED.labels(type=event.type, outcome="rejected").inc()
+            self._count(event.type, "dead_lettered")
             await _settle(delivery.message.reject(requeue=False))
             return
         log.error(
@@ -612,7 +637,7 @@ class Consumer:
             type=event.type,
             exc_info=exc,
         )
-        CONSUMED.labels(type=event.type, outcome="failed").inc()
+        self._count(event.type, "retried")
         await _settle(delivery.message.nack(requeue=True))
 
     async def _dead_letter(self, delivery: Delivery, reason: str, exc: Exception) -> None:
@@ -626,7 +651,7 @@ class Consumer:
             reason=reason,
             error=str(exc),
         )
-        CONSUMED.labels(type=event.type, outcome="rejected").inc()
+        self._count(event.type, "dead_lettered")
         headers = {"x-kefu-dead-letter-reason": reason, "x-kefu-error": str(exc)[:1000]}
         try:
             await self._publish_copy(

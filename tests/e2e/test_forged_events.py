@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from deploy import dlq
 from deploy.launcher import ServiceProcesses
 from shared.contracts import CustomerRef, IssueReceived, SatisfactionEvaluated, new_event
 from shared.settings import Settings
-from tests.support import BOOTSTRAP_KEY, publish, wait_until
+from tests.support import BOOTSTRAP_KEY, publish, scrape, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -41,6 +41,11 @@ async def dead_lettered(stack: Settings, service: str, event_id: uuid.UUID) -> d
     return found
 
 
+async def _at_least(sample: Awaitable[float | None], floor: float) -> bool:
+    value = await sample
+    return value is not None and value >= floor
+
+
 async def test_a_verdict_from_the_wrong_source_opens_no_followup(
     services: ServiceProcesses, stack: Settings, amqp: AbstractRobustConnection
 ) -> None:
@@ -59,6 +64,20 @@ async def test_a_verdict_from_the_wrong_source_opens_no_followup(
     item = await dead_lettered(stack, "improvement", event.id)
     assert item["reason"] == "wrong_source"
     assert "/kefu/feedback" in item["error"]
+    # The DLQ's depth and the outcome show in improvement's metrics.
+    url = services.url("improvement")
+    assert await wait_until(
+        lambda: _at_least(scrape(url, "kefu_dlq_messages", service="improvement"), 1),
+        what="improvement's DLQ gauge",
+    )
+    dead = await scrape(
+        url,
+        "kefu_events_consumed_total",
+        service="improvement",
+        type="kefu.satisfaction.evaluated",
+        outcome="dead_lettered",
+    )
+    assert dead is not None and dead >= 1
     async with httpx.AsyncClient(base_url=services.url("improvement"), headers=AUTH) as client:
         page = await client.get("/v1/followups", params={"issue_id": str(issue_id)})
     assert page.json()["items"] == []

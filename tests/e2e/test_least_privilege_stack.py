@@ -14,7 +14,7 @@ import pytest
 from deploy import broker, broker_users
 from deploy.launcher import ServiceProcesses
 from shared.settings import SERVICES
-from tests.support import BOOTSTRAP_KEY, free_port, isolated_stack, wait_until
+from tests.support import BOOTSTRAP_KEY, free_port, isolated_stack, scrape, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -45,6 +45,7 @@ def least_privilege() -> Iterator[ServiceProcesses]:
                 "KEFU_OUTBOX_POLL_SECONDS": "0.5",
                 "KEFU_DELIVERY_LIMIT": "3",
                 "KEFU_LOG_JSON": "false",
+                "KEFU_METRICS_REFRESH_SECONDS": "0.5",
             },
             ports={service: free_port() for service in SERVICES},
         )
@@ -79,3 +80,10 @@ async def test_the_loop_closes_with_a_broker_user_per_service(
         item = await wait_until(followup, timeout=40, what="the follow-up")
     assert item["summary"] == "改进企业产品和服务，满足李四的需求"
     assert item["intent"] is not None  # the analysis reached improvement too
+    # A user that may configure nothing still reads its DLQ's depth (a passive declare).
+    url = least_privilege.url("improvement")
+
+    async def dlq_measured() -> bool:
+        return await scrape(url, "kefu_dlq_messages", service="improvement") is not None
+
+    await wait_until(dlq_measured, what="the DLQ gauge")

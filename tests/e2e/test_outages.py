@@ -1,15 +1,23 @@
-"""Broker down: intake still accepts durably, says it is not ready, and the relay catches up."""
+"""Broker down: intake still accepts durably, stays ready (the broker shows in /readyz's body and
+in kefu_broker_connected), and the relay catches up."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 import httpx
 import pytest
 
 from deploy.launcher import ServiceProcesses
 from shared.settings import Settings
-from tests.support import BOOTSTRAP_KEY, event_tap, free_port, isolated_stack, wait_until
+from tests.support import (
+    BOOTSTRAP_KEY,
+    event_tap,
+    free_port,
+    isolated_stack,
+    scrape,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -20,6 +28,10 @@ async def _answers(client: httpx.AsyncClient) -> bool:
         return (await client.get("/healthz")).status_code == 200
     except httpx.TransportError:
         return False
+
+
+async def _equals(sample: Awaitable[float | None], expected: float) -> bool:
+    return await sample == expected
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +49,7 @@ async def test_intake_accepts_while_the_broker_is_down_and_the_relay_catches_up(
         env={
             "KEFU_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
             "KEFU_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/",
+            "KEFU_METRICS_REFRESH_SECONDS": "0.5",
         },
         ports={"intake": free_port()},
         services=("intake",),
@@ -45,8 +58,12 @@ async def test_intake_accepts_while_the_broker_is_down_and_the_relay_catches_up(
     try:
         async with httpx.AsyncClient(base_url=without_broker.url("intake"), headers=AUTH) as c:
             await wait_until(lambda: _answers(c), what="intake answering")
+            # Ready: intake serves through its outbox while the broker is away.
             ready = await c.get("/readyz")
-            assert ready.status_code == 503 and ready.json()["broker"] == "down"
+            assert ready.status_code == 200
+            assert ready.json() == {"database": "ok", "broker": "down"}
+            url = without_broker.url("intake")
+            assert await scrape(url, "kefu_broker_connected", service="intake") == 0
             accepted = await c.post(
                 "/v1/issues",
                 json={
@@ -58,6 +75,13 @@ async def test_intake_accepts_while_the_broker_is_down_and_the_relay_catches_up(
             )
             assert accepted.status_code == 202
             issue_id = accepted.json()["issue_id"]
+            # The backlog shows while nothing relays it.
+            await wait_until(
+                lambda: _equals(scrape(url, "kefu_outbox_pending", service="intake"), 1),
+                what="one pending outbox row in the metrics",
+            )
+            age = await scrape(url, "kefu_outbox_oldest_age_seconds", service="intake")
+            assert age is not None and age > 0
     finally:
         without_broker.stop_all()
 
@@ -65,12 +89,22 @@ async def test_intake_accepts_while_the_broker_is_down_and_the_relay_catches_up(
     async with event_tap(stack, binding="issue.received") as tap:
         replica = ServiceProcesses(
             stack,
-            env={"KEFU_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY},
+            env={"KEFU_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY, "KEFU_METRICS_REFRESH_SECONDS": "0.5"},
             ports={"intake": free_port()},
             services=("intake",),
         )
         replica.start("intake")
         try:
             await tap.wait_for("kefu.issue.received", lambda d: d["issue_id"] == issue_id)
+            url = replica.url("intake")
+            await wait_until(
+                lambda: _equals(scrape(url, "kefu_broker_connected", service="intake"), 1),
+                what="the replica connected in its metrics",
+            )
+            await wait_until(
+                lambda: _equals(scrape(url, "kefu_outbox_pending", service="intake"), 0),
+                what="the backlog relayed",
+            )
+            assert await scrape(url, "kefu_outbox_oldest_age_seconds", service="intake") == 0
         finally:
             replica.stop_all()

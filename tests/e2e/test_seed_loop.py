@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from deploy.launcher import ServiceProcesses
 from services.intake.adapters.tables import issues, outbox
 from shared.settings import Settings
-from tests.support import BOOTSTRAP_KEY, EventTap, event_tap
+from tests.support import BOOTSTRAP_KEY, EventTap, event_tap, scrape, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -162,3 +163,51 @@ async def test_every_service_reports_health_readiness_and_metrics(
             }
             metrics = (await client.get(f"{base}/metrics")).text
             assert "kefu_outbox_published_total" in metrics
+            assert await scrape(base, "kefu_broker_connected", service=service) == 1
+            assert await scrape(base, "kefu_outbox_pending", service=service) is not None
+            if service != "intake":  # every consumer reports its DLQ's depth
+                assert await scrape(base, "kefu_dlq_messages", service=service) is not None
+
+
+async def test_consumer_and_outbox_metrics_move_with_an_issue(
+    services: ServiceProcesses, intake: httpx.AsyncClient
+) -> None:
+    analyzer = services.url("need_analyzer")
+    received = {"service": "need_analyzer", "type": "kefu.issue.received"}
+
+    async def handled() -> tuple[float, float, float]:
+        processed = await scrape(
+            analyzer, "kefu_events_consumed_total", outcome="processed", **received
+        )
+        calls = await scrape(analyzer, "kefu_handler_seconds_count", **received)
+        lags = await scrape(analyzer, "kefu_event_lag_seconds_count", **received)
+        return processed or 0.0, calls or 0.0, lags or 0.0
+
+    before = await handled()
+    probe = uuid.uuid4().hex
+    posted = await intake.post(
+        "/v1/issues",
+        json={
+            "channel": "web",
+            "external_id": f"metrics-{probe}",
+            "customer": {"email": f"metrics-{probe}@example.com"},
+            "text": "The metrics probe: where is my parcel?",
+        },
+    )
+    assert posted.status_code == 202
+
+    async def moved() -> tuple[float, float, float] | None:
+        now = await handled()
+        return now if all(a > b for a, b in zip(now, before, strict=True)) else None
+
+    await wait_until(moved, what="need_analyzer's consumer metrics moving")
+    # The relay published it: intake's backlog is back to none.
+    url = services.url("intake")
+    assert await wait_until(
+        lambda: _equals(scrape(url, "kefu_outbox_pending", service="intake"), 0),
+        what="intake's outbox backlog at 0",
+    )
+
+
+async def _equals(sample: Awaitable[float | None], expected: float) -> bool:
+    return await sample == expected
