@@ -33,6 +33,7 @@ async def declare(settings: Settings) -> list[str]:
         return await declare_topology(
             channel,
             delivery_limit=settings.delivery_limit,
+            dlq_max_length=settings.dlq_max_length,
             max_age=settings.archive_max_age,
             max_bytes=settings.archive_max_bytes,
             webhook_delays=get_webhook_settings().retry_delays(),

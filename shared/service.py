@@ -100,6 +100,7 @@ class Broker:
             prefetch=settings.prefetch,
             batch_size=settings.consumer_batch_size,
             delivery_limit=settings.delivery_limit,
+            dlq_max_length=settings.dlq_max_length,
             retry_max_seconds=settings.consumer_retry_max_seconds,
             transient_retries=settings.consumer_transient_retries,
             hold_seconds=settings.consumer_hold_seconds,

@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from shared.messaging.topology import DLQ_MAX_LENGTH
+
 SERVICES = ("intake", "need_analyzer", "feedback", "improvement", "webhooks")
 DEFAULT_PORTS = {
     "intake": 8000,
@@ -62,6 +64,8 @@ class Settings(BaseSettings):
     consumer_batch_size: int = 100
     prefetch: int = 200
     delivery_limit: int = 5
+    # Messages a service's DLQ holds at most (then it refuses more; see topology.py).
+    dlq_max_length: int = Field(default=DLQ_MAX_LENGTH, ge=1)
     publish_timeout_seconds: float = 10.0
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 100

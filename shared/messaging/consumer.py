@@ -4,8 +4,14 @@
   events of its type that were not processed before, and writes set-wise; the events it emits
   go to the outbox in one insert; one commit; then every message is acked.
 - A batch that fails is retried message by message, so one poison message cannot hold back its
-  neighbours: it alone is nacked (and reaches the DLQ after the queue's delivery limit), or
+  neighbours: it alone is handed back (and reaches the DLQ after the delivery limit), or
   dead-lettered at once when its handler says it can never succeed (``PermanentFailure``).
+- A failed message is handed back with ``basic.reject``, never ``basic.nack``: from RabbitMQ
+  4.3 only a reject counts toward a quorum queue's delivery limit (both count on 3.10 to 4.2),
+  so a message that always fails would loop forever on a nack. Kefu also counts the attempts
+  itself: the broker's ``x-delivery-count`` where it has one, else its own count per event
+  (this process's), and dead-letters a message whose attempts exceed ``delivery_limit``, so the
+  limit holds on a queue whose broker counts nothing.
 - An undecodable message is rejected straight to the DLQ (no retry can fix it); so is an event
   from another publisher than its type's owner, or stamped in the future
   (``shared/messaging/provenance.py``), with the reason in its headers.
@@ -15,7 +21,8 @@
   calls it. The consumer resumes (basic.consume) as soon as the database answers again.
 - Every way of handing an unacked message back to a RabbitMQ 3.10 quorum queue counts as a
   delivery attempt: nack or reject with requeue, and also closing the channel or the
-  connection (checked on this broker: x-delivery-count goes up on each). So a held message is
+  connection (checked on this broker: x-delivery-count goes up on each; from 4.3 only a reject
+  does). So a held message is
   never handed back; yet the broker closes a channel whose oldest unacked message is older than
   its ``consumer_timeout`` (30 min by default), which would count too. An outage that outlasts
   ``hold_seconds`` (kept below that time-out) therefore *releases* what the consumer holds: a
@@ -34,6 +41,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -66,6 +74,7 @@ from shared.logging import get_logger
 from shared.messaging.provenance import Provenance, Untrusted
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
+    DLQ_MAX_LENGTH,
     bound_by_setup,
     declare_service_queue,
     service_queue_name,
@@ -105,6 +114,10 @@ PAUSED = Counter("kefu_consumer_pauses_total", "Consumer paused while the databa
 RELEASED = Counter(
     "kefu_consumer_released_total", "Held messages handed back to the queue during an outage"
 )
+
+
+# Failures remembered per event for a queue whose broker does not count them: the most recent.
+OWN_COUNT_MAX_EVENTS = 10_000
 
 
 class RetriesExhausted(Exception):
@@ -237,6 +250,7 @@ class Consumer:
         prefetch: int,
         batch_size: int,
         delivery_limit: int,
+        dlq_max_length: int = DLQ_MAX_LENGTH,
         retry_max_seconds: float = 5.0,
         transient_retries: int = 5,
         hold_seconds: float = 600.0,
@@ -258,6 +272,9 @@ class Consumer:
         self.prefetch = prefetch
         self.batch_size = batch_size
         self.delivery_limit = delivery_limit
+        self.dlq_max_length = dlq_max_length
+        # Failed deliveries per event id, counted by this process (see _attempts).
+        self._failures: OrderedDict[Any, int] = OrderedDict()
         # Back-off between tries while the database is away: capped, so the flow resumes
         # within this long of the database's return.
         self.retry_max_seconds = retry_max_seconds
@@ -292,6 +309,7 @@ class Consumer:
                 self.service,
                 bound_by_setup(self.service, {self.service: tuple(self.subscriptions)}),
                 delivery_limit=self.delivery_limit,
+                dlq_max_length=self.dlq_max_length,
             )
         else:  # set-up declared it; this broker user may only read it
             self._queue = await channel.get_queue(service_queue_name(self.service), ensure=True)
@@ -414,7 +432,7 @@ class Consumer:
             if result is None:
                 released += 1
                 await _settle(message.ack())
-            else:  # no copy: hand the original back, at the cost of one delivery attempt
+            else:  # no copy: hand the original back (an attempt up to RabbitMQ 4.2, not after)
                 log.warning("could not release a held message", error=repr(result))
                 await _settle(message.nack(requeue=True))
         RELEASED.inc(released)
@@ -600,6 +618,9 @@ class Consumer:
         settled, so the tags up to that one are exactly this batch's (after a reconnect a batch
         may hold messages of two channels)."""
         self._forget([delivery.message for delivery in deliveries])
+        if self._failures:
+            for delivery in deliveries:
+                self._failures.pop(delivery.event.id, None)
         last: dict[int, AbstractIncomingMessage] = {}
         now = time.time()
         for delivery in deliveries:
@@ -631,14 +652,41 @@ class Consumer:
             self._count(event.type, "dead_lettered")
             await _settle(delivery.message.reject(requeue=False))
             return
+        attempts = self._attempts(delivery)
+        if attempts > self.delivery_limit:
+            log.error(
+                "handler failed; delivery limit reached, sent to DLQ",
+                event_id=str(event.id),
+                type=event.type,
+                attempts=attempts,
+                exc_info=exc,
+            )
+            self._failures.pop(event.id, None)
+            self._count(event.type, "dead_lettered")
+            await _settle(delivery.message.reject(requeue=False))
+            return
         log.error(
             "handler failed; message will be redelivered",
             event_id=str(event.id),
             type=event.type,
+            attempts=attempts,
             exc_info=exc,
         )
         self._count(event.type, "retried")
-        await _settle(delivery.message.nack(requeue=True))
+        await _settle(delivery.message.reject(requeue=True))
+
+    def _attempts(self, delivery: Delivery) -> int:
+        """How many times this message has now failed: the broker's count (x-delivery-count,
+        the returns before this delivery) where it keeps one, this process's own otherwise,
+        whichever is higher."""
+        counted = (delivery.message.headers or {}).get("x-delivery-count")
+        by_broker = counted + 1 if isinstance(counted, int) else 0
+        key = delivery.event.id
+        own = self._failures.pop(key, 0) + 1
+        self._failures[key] = own
+        if len(self._failures) > OWN_COUNT_MAX_EVENTS:
+            self._failures.popitem(last=False)
+        return max(by_broker, own)
 
     async def _dead_letter(self, delivery: Delivery, reason: str, exc: Exception) -> None:
         """To the DLQ with the reason: a confirmed copy with the reason in its headers, then

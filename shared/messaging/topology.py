@@ -56,6 +56,13 @@ def bound_by_setup(service: str, consumes: Mapping[str, Iterable[str]] = CONSUME
 WEBHOOK_JOBS_QUEUE = "kefu.webhooks.deliveries"
 
 
+# A DLQ's length limit: poison messages pile up there until someone looks, so it is bounded.
+# When full it refuses more (overflow reject-publish): a message dead-lettered then stays in its
+# service's queue, held by the broker's at-least-once dead-lettering until the DLQ has room;
+# nothing is dropped.
+DLQ_MAX_LENGTH = 100_000
+
+
 def binding_keys(event_types: Iterable[str]) -> list[str]:
     """The routing keys of event types: the type without ``kefu.``."""
     return sorted(event_type.removeprefix("kefu.") for event_type in event_types)
@@ -107,18 +114,26 @@ async def declare_service_queue(
     routing_keys: Iterable[str],
     *,
     delivery_limit: int,
+    dlq_max_length: int = DLQ_MAX_LENGTH,
 ) -> AbstractQueue:
     """The service's quorum queue; after ``delivery_limit`` redeliveries a message moves to the DLQ.
 
-    RabbitMQ 3.10 sets no delivery limit on quorum queues, so it is set here explicitly, and
-    dead-lettering is at-least-once so that a message is never dropped on its way to the DLQ.
+    RabbitMQ 3.10 sets no delivery limit on quorum queues (4.x sets 20), so it is set here
+    explicitly, and dead-lettering is at-least-once so that a message is never dropped on its
+    way to the DLQ. The DLQ holds at most ``dlq_max_length`` messages (DLQ_MAX_LENGTH).
     """
     name = service_queue_name(service)
     dlx = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )
     dlq = await channel.declare_queue(
-        dead_letter_queue_name(service), durable=True, arguments={"x-queue-type": "quorum"}
+        dead_letter_queue_name(service),
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-max-length": dlq_max_length,
+            "x-overflow": "reject-publish",
+        },
     )
     await dlq.bind(dlx, routing_key=name)
     exchange = await declare_events_exchange(channel)
@@ -175,6 +190,7 @@ async def declare_topology(
     delivery_limit: int,
     max_age: str,
     max_bytes: int,
+    dlq_max_length: int = DLQ_MAX_LENGTH,
     webhook_delays: Iterable[float] = (),
     consumes: Mapping[str, Iterable[str]] = CONSUMES,
 ) -> list[str]:
@@ -187,7 +203,13 @@ async def declare_topology(
     for service in consumes:
         keys = bound_by_setup(service, consumes)
         if keys:
-            await declare_service_queue(channel, service, keys, delivery_limit=delivery_limit)
+            await declare_service_queue(
+                channel,
+                service,
+                keys,
+                delivery_limit=delivery_limit,
+                dlq_max_length=dlq_max_length,
+            )
             queues.append(service_queue_name(service))
     delays = list(webhook_delays)
     await declare_webhook_queues(channel, delays)
