@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import queue
+import socket
 import subprocess
 import sys
 import tempfile
@@ -218,7 +219,14 @@ def _cpu(meter: Meter, units: int, names: Sequence[str]) -> str:
 
 
 class Bench:
-    def __init__(self, settings: Settings, sizes: Sizes, log_dir: Path, use_wrk: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sizes: Sizes,
+        log_dir: Path,
+        use_wrk: bool,
+        otlp_endpoint: str | None = None,
+    ) -> None:
         self.settings = settings
         self.sizes = sizes
         self.use_wrk = use_wrk
@@ -233,6 +241,8 @@ class Bench:
                 "KEFU_DELIVERY_LIMIT": "5",
                 # One key drives every scenario: the bench measures capacity, not the limit.
                 "KEFU_RATE_LIMIT_PER_SECOND": "0",
+                # --tracing: every service exports its spans to the bench's local sink.
+                **({"KEFU_OTLP_ENDPOINT": otlp_endpoint} if otlp_endpoint else {}),
             },
             ports={service: free_port() for service in SERVICES},
             log_dir=log_dir,
@@ -787,8 +797,16 @@ def main(args: argparse.Namespace, sizes: Sizes | None = None) -> dict[str, Any]
     if args.paced_rate:
         sizes = replace(sizes, paced_rate=args.paced_rate)
     started = time.monotonic()
+    sink = otlp_sink() if args.tracing else None
+    exported: dict[str, int] = {}
     with isolated_stack() as settings, tempfile.TemporaryDirectory() as logs:
-        bench = Bench(settings, sizes, Path(logs), use_wrk=not args.no_wrk)
+        bench = Bench(
+            settings,
+            sizes,
+            Path(logs),
+            use_wrk=not args.no_wrk,
+            otlp_endpoint=sink[1] if sink else None,
+        )
         bench.group.start("intake")
         try:
             bench.group.wait_ready(60)
@@ -800,6 +818,8 @@ def main(args: argparse.Namespace, sizes: Sizes | None = None) -> dict[str, Any]
             raise
         finally:
             bench.group.stop_all()
+            if sink is not None:
+                exported = stop_otlp_sink(sink[0])
     rss = " · ".join(
         f"{name} {m['peak_rss_mb']:.0f}/{m['hwm_mb']:.0f}" for name, m in bench.memory.items()
     )
@@ -807,6 +827,8 @@ def main(args: argparse.Namespace, sizes: Sizes | None = None) -> dict[str, Any]
         "benchmark": "e2e",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        # --tracing: spans exported to the local sink (its export requests and their bytes).
+        "tracing": {"on": True, **exported} if args.tracing else {"on": False},
         "seconds": round(time.monotonic() - started, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_generator": "wrk" if (load.wrk_path() and not args.no_wrk) else "asyncio",
@@ -832,9 +854,15 @@ def write(result: dict[str, Any], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"e2e-{datetime.now(UTC):%Y%m%dT%H%M%S}{'-quick' if result['quick'] else ''}"
     (folder / f"{stem}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    tracing = result["tracing"]
+    traced = (
+        f", tracing on: {tracing.get('requests', 0)} OTLP exports, {tracing.get('bytes', 0)} bytes"
+        if tracing["on"]
+        else ""
+    )
     header = (
         f"# make bench, {result['at']} ({result['machine']['cpus']} CPUs, load generator "
-        f"{result['load_generator']}, {result['seconds']} s)\n\n"
+        f"{result['load_generator']}, {result['seconds']} s{traced})\n\n"
     )
     (folder / f"{stem}.md").write_text(
         header + result["markdown"] + "\n" + result["memory_line"] + "\n"
@@ -850,7 +878,41 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--paced-rate", type=float, help="issues/s of the paced run d (default: 200)"
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="tracing on: every service exports its spans to a local OTLP sink",
+    )
     return parser
+
+
+def otlp_sink() -> tuple[subprocess.Popen[str], str]:
+    """The local OTLP/HTTP sink (bench/otlp_sink.py) in a process of its own, and its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.otlp_sink", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_otlp_sink(process: subprocess.Popen[str]) -> dict[str, int]:
+    process.terminate()
+    out, _ = process.communicate(timeout=10)
+    counts: dict[str, int] = json.loads(out.strip().splitlines()[-1])
+    return counts
 
 
 if __name__ == "__main__":

@@ -98,6 +98,13 @@ def _schemas() -> dict[str, Any]:
                 "time": {"type": "string", "format": "date-time"},
                 "datacontenttype": {"const": "application/json"},
                 "data": {"$ref": f"#/components/schemas/{_name(model)}"},
+                "traceparent": {
+                    "type": ["string", "null"],
+                    "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                    "description": "CloudEvents distributed-tracing extension: the W3C trace "
+                    "context of the span that emitted the event, when Kefu traces; null or "
+                    "absent otherwise. Continue it to join the issue's trace.",
+                },
             },
         }
     return dict(sorted(schemas.items()))

@@ -380,6 +380,10 @@ class CloudEvent(BaseModel):
     time: datetime
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
+    # The distributed-tracing extension: the W3C trace context of the span that emitted the
+    # event, when Kefu traces (shared/tracing.py); null otherwise. Never checked: a bad value
+    # only starts a new trace.
+    traceparent: str | None = None
 
 
 class UndecodableEvent(ValueError):
@@ -390,7 +394,7 @@ def routing_key(event_type: str) -> str:
     return event_type.removeprefix(TYPE_PREFIX)
 
 
-def new_event(source: str, data: EventData) -> CloudEvent:
+def new_event(source: str, data: EventData, traceparent: str | None = None) -> CloudEvent:
     return CloudEvent(
         id=uuid.uuid4(),
         source=source,
@@ -398,6 +402,7 @@ def new_event(source: str, data: EventData) -> CloudEvent:
         subject=data.event_subject(),
         time=datetime.now(UTC),
         data=data.model_dump(mode="json"),
+        traceparent=traceparent,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from shared import tracing
 from shared.contracts import CloudEvent, EventData, new_event
 
 
@@ -184,9 +185,13 @@ class UnitOfWork:
     session: AsyncSession
     outbox: Outbox
     pending: list[CloudEvent] = field(default_factory=list)
+    # Subject -> traceparent of the consumed events' spans (shared/tracing.py), set by the
+    # consumer: an emitted event continues the trace of the event about the same subject.
+    trace_parents: Mapping[str, str] | None = None
 
     def emit(self, data: EventData) -> CloudEvent:
-        event = new_event(self.outbox.source, data)
+        traceparent = tracing.parent_for(data.event_subject(), self.trace_parents)
+        event = new_event(self.outbox.source, data, traceparent)
         self.pending.append(event)
         return event
 

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from shared.tracing import add_trace_ids
+
 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     renderer: structlog.typing.Processor = (
@@ -19,6 +21,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
         structlog.processors.format_exc_info,
     ]
     structlog.configure(

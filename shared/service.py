@@ -36,6 +36,7 @@ from shared.privacy import CustomerRows, customer_data_router
 from shared.problems import install_problem_handlers
 from shared.relay import OutboxRelay, measure_outbox
 from shared.settings import Settings, get_settings
+from shared.tracing import TraceRequests, configure_tracing, otlp_endpoint, shutdown_tracing
 
 log = get_logger(__name__)
 
@@ -215,6 +216,7 @@ class Broker:
 def create_app(definition: ServiceDefinition, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(definition.name, settings.log_level, settings.log_json)
+    tracing = configure_tracing(definition.name, otlp_endpoint(settings.otlp_endpoint))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -263,6 +265,8 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             await asyncio.gather(*workers, return_exceptions=True)
             await broker.stop()
             await db.dispose()
+            if tracing:
+                shutdown_tracing()
 
     app = FastAPI(title=f"Kefu {definition.name}", version="1", lifespan=lifespan)
     install_problem_handlers(app)
@@ -300,7 +304,10 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestMetrics, excluded=frozenset({"/metrics", "/healthz", "/readyz"}))
+    unobserved = frozenset({"/metrics", "/healthz", "/readyz"})
+    app.add_middleware(RequestMetrics, excluded=unobserved)
+    if tracing:
+        app.add_middleware(TraceRequests, excluded=unobserved)
     return app
 
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int | None = None
+    # Where spans go (OTLP over HTTP, a base URL: spans to its /v1/traces). Unset: the standard
+    # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT; neither: tracing is off (shared/tracing.py).
+    otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -20,6 +20,7 @@ from services.intake.domain.commands import (
     SubmitIssue,
 )
 from services.intake.domain.customers import normalize_contacts
+from shared import tracing
 from shared.contracts import (
     CustomerErased,
     CustomerRef,
@@ -115,6 +116,7 @@ def _new_issue(cmd: SubmitIssue, *, default_region: str, source: str) -> bytes:
             "occurred_at": cmd.occurred_at,
             "received_at": received_at,
         },
+        "traceparent": tracing.current_traceparent(),
     }
     issue = NewIssue(
         id=issue_id,

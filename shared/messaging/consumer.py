@@ -59,7 +59,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import Table, text
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from shared import failpoints
+from shared import failpoints, tracing
 from shared.contracts import (
     CloudEvent,
     EventData,
@@ -79,6 +79,7 @@ from shared.messaging.topology import (
     declare_service_queue,
     service_queue_name,
 )
+from shared.tracing import ConsumerSpans
 
 log = get_logger(__name__)
 
@@ -502,13 +503,22 @@ class Consumer:
         if not deliveries:
             return
         BATCH_SIZE.observe(len(deliveries))
+        spans = tracing.consumer_spans(self.service, [delivery.event for delivery in deliveries])
         try:
-            fresh = await self._process(deliveries)
+            await self._handle(deliveries, spans)
+        finally:
+            if spans is not None:
+                spans.end()
+
+    async def _handle(self, deliveries: Sequence[Delivery], spans: ConsumerSpans | None) -> None:
+        parents = spans.parents if spans is not None else None
+        try:
+            fresh = await self._process(deliveries, parents)
         except _Released:
             return
         except Exception as exc:
             if len(deliveries) == 1:
-                await self._fail(deliveries[0], exc)
+                await self._fail(deliveries[0], exc, spans)
                 return
             log.warning(
                 "batch failed; retrying its messages one by one",
@@ -517,17 +527,19 @@ class Consumer:
             )
             for delivery in deliveries:
                 try:
-                    fresh = await self._process([delivery])
+                    fresh = await self._process([delivery], parents)
                 except _Released:
                     return
                 except Exception as single:
-                    await self._fail(delivery, single)
+                    await self._fail(delivery, single, spans)
                 else:
                     await self._ack([delivery], fresh)
             return
         await self._ack(deliveries, fresh)
 
-    async def _process(self, deliveries: Sequence[Delivery]) -> set[Any]:
+    async def _process(
+        self, deliveries: Sequence[Delivery], trace_parents: dict[str, str] | None = None
+    ) -> set[Any]:
         """One transaction for the batch; returns the event ids it processed for the first
         time. Retried while the database is unavailable (the consumer pauses) or its pool is
         exhausted; retried ``transient_retries`` times while the database answers."""
@@ -536,6 +548,7 @@ class Consumer:
         while True:
             try:
                 async with self.db.unit_of_work() as uow:
+                    uow.trace_parents = trace_parents
                     fresh, erased = await self._record(uow, deliveries)
                     handled: set[Any] = set()
                     by_type: dict[str, list[Delivery]] = {}
@@ -636,7 +649,17 @@ class Consumer:
         for message in last.values():
             await _settle(message.ack(multiple=True))
 
-    async def _fail(self, delivery: Delivery, exc: Exception) -> None:
+    async def _fail(
+        self, delivery: Delivery, exc: Exception, spans: ConsumerSpans | None = None
+    ) -> None:
+        if spans is None:
+            await self._settle_failure(delivery, exc)
+            return
+        spans.fail(delivery.event.id, exc)
+        with spans.current(delivery.event.id):  # its log lines carry its trace id
+            await self._settle_failure(delivery, exc)
+
+    async def _settle_failure(self, delivery: Delivery, exc: Exception) -> None:
         event = delivery.event
         self._forget([delivery.message])
         if isinstance(exc, RetriesExhausted):

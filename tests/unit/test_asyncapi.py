@@ -4,13 +4,15 @@ the AsyncAPI 3.0 JSON schema (vendored in docs/asyncapi-schema/), and served by 
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
 from fastapi.testclient import TestClient
 
 from shared import asyncapi
-from shared.contracts import EVENT_TYPES, routing_key
+from shared.contracts import EVENT_TYPES, CustomerErased, new_event, routing_key
 from shared.messaging.topology import CONSUMES, service_queue_name
 
 SCHEMA = Path(asyncapi.DOCUMENT).parent / "asyncapi-schema" / "asyncapi-3.0.0.schema.json"
@@ -57,3 +59,19 @@ def test_intake_serves_it() -> None:
     app.include_router(contract)
     answer = TestClient(app).get("/asyncapi.json")
     assert answer.status_code == 200 and answer.json() == json.loads(asyncapi.render())
+
+
+def test_the_envelope_takes_the_optional_traceparent_extension() -> None:
+    """An event as Kefu emits it while tracing (traceparent set), and as it emits it otherwise
+    (null), fits its envelope's schema; a traceparent that is not W3C trace context does not."""
+    document = asyncapi.document()
+    schemas = document["components"]["schemas"]
+    envelope = {**schemas["CustomerErasedEvent"], "components": {"schemas": schemas}}
+    validator = jsonschema.Draft202012Validator(envelope)
+    data = CustomerErased(customer_id=uuid.uuid4(), erased_at=datetime.now(UTC))
+    traced = new_event("/kefu/intake", data, f"00-{'a' * 32}-{'b' * 16}-01")
+    untraced = new_event("/kefu/intake", data)
+    for event in (traced, untraced):
+        assert not list(validator.iter_errors(event.model_dump(mode="json")))
+    broken = {**traced.model_dump(mode="json"), "traceparent": "not a trace context"}
+    assert list(validator.iter_errors(broken))

@@ -65,7 +65,9 @@ async def test_a_paused_consumer_resumes_after_a_batch_from_a_closed_channel() -
     )
     resumed = asyncio.Event()
 
-    async def processed(deliveries: Sequence[Delivery]) -> set[Any]:
+    async def processed(
+        deliveries: Sequence[Delivery], trace_parents: dict[str, str] | None = None
+    ) -> set[Any]:
         return {delivery.event.id for delivery in deliveries}
 
     async def database_answers() -> None:
