@@ -190,7 +190,11 @@ class UnitOfWork:
     trace_parents: Mapping[str, str] | None = None
 
     def emit(self, data: EventData) -> CloudEvent:
-        traceparent = tracing.parent_for(data.event_subject(), self.trace_parents)
+        traceparent = (
+            tracing.parent_for(data.event_subject(), self.trace_parents)
+            if tracing.enabled()
+            else None
+        )
         event = new_event(self.outbox.source, data, traceparent)
         self.pending.append(event)
         return event

@@ -503,7 +503,11 @@ class Consumer:
         if not deliveries:
             return
         BATCH_SIZE.observe(len(deliveries))
-        spans = tracing.consumer_spans(self.service, [delivery.event for delivery in deliveries])
+        spans = (
+            tracing.consumer_spans(self.service, [delivery.event for delivery in deliveries])
+            if tracing.enabled()
+            else None
+        )
         try:
             await self._handle(deliveries, spans)
         finally:

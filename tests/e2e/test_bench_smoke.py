@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+
 from bench import e2e
 from shared.satisfaction import assess_text
 
@@ -57,3 +59,15 @@ def test_the_bench_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert set(result["memory_mb"]) >= {"intake", "improvement", "improvement#2"}
     assert "| scenario | Kefu | ceiling |" in written.read_text()
     assert json.loads(written.with_suffix(".json").read_text())["rows"]
+
+
+def test_the_tracing_sink_takes_and_counts_exports() -> None:
+    """`--tracing` sends every service's spans to bench/otlp_sink.py, which answers 200."""
+    process, url = e2e.otlp_sink()
+    try:
+        for _ in range(2):
+            answer = httpx.post(f"{url}/v1/traces", content=b"\x0a\x00", timeout=5)
+            assert answer.status_code == 200
+    finally:
+        counts = e2e.stop_otlp_sink(process)
+    assert counts == {"requests": 2, "bytes": 4}
