@@ -21,14 +21,13 @@
   calls it. The consumer resumes (basic.consume) as soon as the database answers again.
 - Every way of handing an unacked message back to a RabbitMQ 3.10 quorum queue counts as a
   delivery attempt: nack or reject with requeue, and also closing the channel or the
-  connection (checked on this broker: x-delivery-count goes up on each; from 4.3 only a reject
-  does). So a held message is
-  never handed back; yet the broker closes a channel whose oldest unacked message is older than
-  its ``consumer_timeout`` (30 min by default), which would count too. An outage that outlasts
-  ``hold_seconds`` (kept below that time-out) therefore *releases* what the consumer holds: a
-  fresh copy of each message is published back to the service's queue (confirmed) and only then
-  is the original acked. The copy starts with no delivery count; if we die in between, the
-  inbox absorbs the duplicate.
+  connection (checked on this broker: x-delivery-count goes up on each; from 4.3 only a
+  reject does). So a held message is never handed back; yet the broker closes a channel
+  whose oldest unacked message is older than its ``consumer_timeout`` (30 min by default),
+  which would count too. An outage that outlasts ``hold_seconds`` (kept below that time-out)
+  therefore *releases* what the consumer holds: a fresh copy of each message is published
+  back to the service's queue (confirmed) and only then is the original acked. The copy
+  starts with no delivery count; if we die in between, the inbox absorbs the duplicate.
 - A transient error while the database answers other queries (a statement that always times
   out, a deadlock that keeps recurring) is not an outage: it is retried ``transient_retries``
   times, then the message goes to the DLQ with the reason (headers ``x-kefu-dead-letter-reason``
