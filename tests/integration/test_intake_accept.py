@@ -201,7 +201,9 @@ async def test_the_events_are_what_the_contract_says(private_stack: Settings) ->
         "time",
         "datacontenttype",
         "data",
+        "traceparent",
     }
+    assert envelope.traceparent is None  # tracing is off here
 
 
 async def test_a_pool_whose_connections_stay_busy_refuses_as_busy(
