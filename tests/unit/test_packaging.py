@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -130,3 +131,22 @@ for service in SERVICES:
     script = ScriptDirectory.from_config(alembic_config(service, "postgresql://kefu@localhost/x"))
     print(f"{service},{script.dir},{script.get_current_head()}")
 """
+
+
+def locked_names(lock: str) -> set[str]:
+    text = (ROOT / lock).read_text(encoding="utf-8")
+    return {normalise(name) for name in re.findall(r"^([A-Za-z0-9._-]+)==", text, re.MULTILINE)}
+
+
+def normalise(requirement: str) -> str:
+    name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_declared_dependency_is_locked() -> None:
+    """A dependency added to pyproject.toml without `make lock` would not be installed."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = {normalise(r) for r in project["dependencies"]}
+    extras = {normalise(r) for group in project["optional-dependencies"].values() for r in group}
+    assert runtime - locked_names("requirements.lock") == set(), "run make lock"
+    assert (runtime | extras) - locked_names("requirements-dev.lock") == set(), "run make lock"
