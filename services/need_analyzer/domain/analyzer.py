@@ -31,7 +31,7 @@ from shared.contracts import (
 )
 from shared.satisfaction import Assessment, assess_text
 
-ANALYZER_VERSION = "kefu-linear-3"
+ANALYZER_VERSION = "kefu-linear-4"
 # The statistical models (segmentation, VADER, naive Bayes) read the first MODEL_WINDOW
 # characters: a long text's head carries its topic and tone, and their cost stays bounded.
 # The rules read the whole text, up to MAX_TEXT characters (intake accepts 20,000 and a subject).
@@ -318,6 +318,9 @@ def classify_intent(
     evidence: dict[Intent, list[str]] = {}
     for intent, (zh, en) in lexicon.INTENT_CUES.items():
         found = _find(text, lowered, zh) + _find(lowered, lowered, en)
+        if intent == "praise":
+            # "not happy", "不专业": a praise word denied is no praise.
+            found = [cue for cue in found if not _always_negated(text, lowered, cue)]
         if found:
             scores[intent] = sum(zh.get(cue, en.get(cue, 0)) for cue in found)
             evidence[intent] = found
@@ -343,6 +346,23 @@ def classify_intent(
         second if second and second_score >= 2 and second_score >= 0.5 * scores[top] else None
     )
     return IntentResult(top, secondary, _explain(confidence, evidence[top]), problem, True, scores)
+
+
+_NEGATORS_EN = ("not ", "n't ", "never ", "not very ", "not so ", "not that ", "no ")
+
+
+def _always_negated(text: str, lowered: str, cue: str) -> bool:
+    """Every occurrence of the cue follows a negator ("not happy", "不太满意")."""
+    haystack, negators = (lowered, _NEGATORS_EN) if cue.isascii() else (text, _NEGATORS_ZH)
+    span = max(map(len, negators))
+    start = haystack.find(cue)
+    if start == -1:
+        return False
+    while start != -1:
+        if not haystack.endswith(negators, max(0, start - span), start):
+            return False
+        start = haystack.find(cue, start + len(cue))
+    return True
 
 
 # ---------------------------------------------------------------- sentiment
