@@ -9,6 +9,7 @@ emotional word. Everything here is pure: the models arrive through ``LanguageMod
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -95,26 +96,58 @@ def _find(text: str, lowered: str, cues: Iterable[str]) -> list[str]:
     """Cues present in the text: Chinese as substrings, English as whole words or phrases.
 
     A list's Chinese cues are not looked for in a text of ASCII only, nor its Latin cues in a
-    text without a Latin letter or digit: most messages are in one script, and this is the hot
-    loop."""
+    text without a Latin letter or digit; a cue is searched for only when the text holds its
+    first character (Chinese) or its first word (Latin): most messages hold few of the cues,
+    and this is the hot loop."""
     chinese, latin = _split(cues)
-    found = [cue for cue in chinese if cue in text] if chinese and not text.isascii() else []
+    found = []
+    if chinese and not text.isascii():
+        characters = _characters(text)
+        found = [cue for cue in chinese if cue[0] in characters and cue in text]
     if latin and _LATIN.search(lowered):
-        found += [cue for cue in latin if _has_phrase(lowered, cue)]
+        words = _latin_words(lowered)
+        found += [
+            cue
+            for cue, head in latin
+            if (head is None or head in words) and _has_phrase(lowered, cue)
+        ]
     return found
 
 
 _LATIN = re.compile(r"[a-z0-9]")  # Latin cues include "404" and "12315"
-# id of a cue collection (module constants) -> the collection, its Chinese and its Latin cues
-_SPLIT: dict[int, tuple[Iterable[str], tuple[str, ...], tuple[str, ...]]] = {}
+_LATIN_RUN = re.compile(r"[a-z0-9]+")
 
 
-def _split(cues: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+# The same text is searched for a dozen cue lists in a row: its characters and words once.
+@functools.lru_cache(maxsize=4)
+def _characters(text: str) -> frozenset[str]:
+    return frozenset(text)
+
+
+@functools.lru_cache(maxsize=4)
+def _latin_words(lowered: str) -> frozenset[str]:
+    return frozenset(_LATIN_RUN.findall(lowered))
+
+
+# id of a cue collection (module constants) -> the collection, its Chinese cues, and its Latin
+# cues each with its first word (a whole word of the text wherever the cue is found; None when
+# the cue does not start with a letter or digit)
+_SPLIT: dict[int, tuple[Iterable[str], tuple[str, ...], tuple[tuple[str, str | None], ...]]] = {}
+
+
+def _split(
+    cues: Iterable[str],
+) -> tuple[tuple[str, ...], tuple[tuple[str, str | None], ...]]:
     entry = _SPLIT.get(id(cues))
     if entry is None or entry[0] is not cues:
         listed = list(cues)
         chinese = tuple(cue for cue in listed if not cue.isascii())
-        entry = (cues, chinese, tuple(cue for cue in listed if cue.isascii()))
+        latin = tuple(
+            (cue, head.group() if (head := _LATIN_RUN.match(cue)) else None)
+            for cue in listed
+            if cue.isascii()
+        )
+        entry = (cues, chinese, latin)
         _SPLIT[id(cues)] = entry
     return entry[1], entry[2]
 

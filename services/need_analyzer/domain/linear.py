@@ -97,7 +97,12 @@ class LinearModel:
             own = scores[self._columns[name]]
             shares = np.exp(SHARPNESS * (own - own.max()))
             shares /= shares.sum()
-            order = np.argsort(-shares)
-            ranked = [(head.labels[i], float(shares[i])) for i in order]
+            ranked = sorted(
+                zip(head.labels, shares.tolist(), strict=True), key=_share, reverse=True
+            )
             predictions[name] = Prediction(ranked[0][0], ranked[0][1], ranked)
         return predictions
+
+
+def _share(labelled: tuple[str, float]) -> float:
+    return labelled[1]
