@@ -82,6 +82,7 @@ def cross_validate(
     messages: list[dict[str, Any]],
     features: tuple[csr_matrix, list[str], Any, list[str]],
     targets: dict[str, list[str]],
+    sharpness: dict[str, float],
 ) -> None:
     """The whole analyzer, 5-fold on the tuning set: heads trained on four fifths, every field
     scored on the fifth left out, as `make evaluate` scores it."""
@@ -91,7 +92,7 @@ def cross_validate(
     correct: Counter[str] = Counter()
     for kept, left_out in KFold(n_splits=5, shuffle=True, random_state=0).split(matrix):
         heads = {
-            name: train(matrix[kept], [y[i] for i in kept], STRENGTH[name])
+            name: train(matrix[kept], [y[i] for i in kept], STRENGTH[name], sharpness[name])
             for name, y in targets.items()
         }
         model = LinearModel(ngrams, idf, rule_index, heads, RULE_WEIGHT)
@@ -101,18 +102,45 @@ def cross_validate(
         print(f"  {name:<20} {correct[name] / len(messages):6.1%}  (5-fold, tuning set)")
 
 
-def train(matrix: csr_matrix, y: list[str], strength: float) -> Head:
+def fit(matrix: csr_matrix, y: list[str], strength: float) -> tuple[list[str], Any, Any]:
+    """A head's labels, weights (features, labels) and bias."""
     model = LinearSVC(C=strength).fit(matrix, y)
     if len(model.classes_) == 2:  # one column for two labels: make it two
         weights = np.hstack([-model.coef_.T, model.coef_.T])
         bias = np.asarray([-model.intercept_[0], model.intercept_[0]])
     else:
         weights, bias = model.coef_.T, model.intercept_
-    return Head(
-        tuple(str(label) for label in model.classes_),
-        weights.astype(np.float32),
-        bias.astype(np.float32),
-    )
+    return [str(label) for label in model.classes_], weights, bias
+
+
+# The softmax factors calibrate() tries.
+SHARPNESS_GRID = tuple(x / 2 for x in range(1, 25))
+
+
+def calibrate(matrix: csr_matrix, y: list[str], strength: float) -> float:
+    """The factor whose shares best fit the truth (least log loss) on the tuning set, each
+    message scored by a head trained on the four fifths it is not in."""
+    labels_seen = sorted(set(y))
+    scores = np.full((len(y), len(labels_seen)), -10.0)  # a label absent from a fold: unlikely
+    for kept, left_out in KFold(n_splits=5, shuffle=True, random_state=0).split(matrix):
+        names, weights, bias = fit(matrix[kept], [y[i] for i in kept], strength)
+        fold = matrix[left_out] @ weights + bias
+        for column, name in enumerate(names):
+            scores[left_out, labels_seen.index(name)] = fold[:, column]
+    truth = np.asarray([labels_seen.index(label) for label in y])
+    margins = scores - scores.max(axis=1, keepdims=True)
+
+    def log_loss(sharpness: float) -> float:
+        logits = sharpness * margins
+        log_shares = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return float(-log_shares[np.arange(len(y)), truth].mean())
+
+    return min(SHARPNESS_GRID, key=log_loss)
+
+
+def train(matrix: csr_matrix, y: list[str], strength: float, sharpness: float) -> Head:
+    names, weights, bias = fit(matrix, y, strength)
+    return Head(tuple(names), weights.astype(np.float32), bias.astype(np.float32), sharpness)
 
 
 def main() -> None:
@@ -129,9 +157,13 @@ def main() -> None:
         for name, label in labels(message).items():
             targets[name].append(label)
     print(f"{len(messages)} messages, {len(vocabulary)} n-grams, {len(rules)} rule findings")
+    sharpness = {name: calibrate(matrix, targets[name], STRENGTH[name]) for name in STRENGTH}
+    print("softmax factors: " + ", ".join(f"{n} {s:g}" for n, s in sharpness.items()))
     if args.cv:
-        cross_validate(analyzer, messages, (matrix, vocabulary, idf, rules), targets)
-    heads = {name: train(matrix, targets[name], STRENGTH[name]) for name in STRENGTH}
+        cross_validate(analyzer, messages, (matrix, vocabulary, idf, rules), targets, sharpness)
+    heads = {
+        name: train(matrix, targets[name], STRENGTH[name], sharpness[name]) for name in STRENGTH
+    }
     save_linear_model(args.out, vocabulary, idf, rules, heads, RULE_WEIGHT)
     print(f"written to {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 

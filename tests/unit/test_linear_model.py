@@ -20,6 +20,7 @@ def test_scores_are_the_sum_of_the_weights_of_what_is_present() -> None:
         # rows: n-gram "退", n-gram "快", rule "question"
         weights=np.asarray([[2.0, 0.0], [0.0, 2.0], [0.0, 1.0]], dtype=np.float32),
         bias=np.zeros(2, dtype=np.float32),
+        sharpness=4.0,
     )
     idf = np.ones(2, dtype=np.float32)
     model = LinearModel({"退": 0, "快": 1}, idf, {"question": 2}, {"intent": head}, 1.0)

@@ -100,6 +100,7 @@ def load_linear_model(path: Path = LINEAR_MODEL) -> LinearModel:
                 labels=tuple(str(label) for label in data[f"{name}.labels"]),
                 weights=data[f"{name}.weights"].astype(np.float32),
                 bias=data[f"{name}.bias"].astype(np.float32),
+                sharpness=float(data[f"{name}.sharpness"]),
             )
             for name in (str(name) for name in data["heads"])
         }
@@ -129,6 +130,7 @@ def save_linear_model(
         arrays[f"{name}.labels"] = np.asarray(head.labels)
         arrays[f"{name}.weights"] = head.weights.astype(np.float16)
         arrays[f"{name}.bias"] = head.bias.astype(np.float16)
+        arrays[f"{name}.sharpness"] = np.asarray(head.sharpness)
     np.savez_compressed(path, **arrays)
 
 

@@ -269,6 +269,12 @@ URGENT = (
     "consumer protection", "起火", "冒烟", "爆炸", "触电", "受伤", "烫伤", "过敏", "fire", "smoke",
     "exploded", "electric shock", "injured", "injury", "burned", "choking",
     "allergic reaction",
+    # the guide's §5 criteria, in more words: safety, fraud, regulators, hours-long deadlines
+    "漏电", "鼓包", "危险", "变质", "吃坏", "swollen", "swelling", "dangerous", "leaking gas",
+    "not me", "wasn't me", "didn't make", "never made", "did not make", "didn't authorize",
+    "someone used my", "someone has been using", "someone is using", "不是我本人", "不是我买的",
+    "不是我操作", "有人用我的", "chargeback", "拒付", "regulator", "bbb", "监管", "全公司", "所有门店",
+    "none of our", "all our stores", "航班", "起飞", "flight", "手术", "surgery",
 )
 HIGH = (
     "几次", "次都", "好几天", "been trying", "zero replies", "emails", "times now",
@@ -277,6 +283,10 @@ HIGH = (
     "today", "tomorrow", "tonight", "deadline", "as soon as possible", "third time",
     "second time", "again", "several times", "multiple times", "still no", "emergency",
     "time-sensitive", "by friday", "by monday",
+    # deadlines within days, and chasing
+    "这周", "本周", "周末", "周五", "周一", "下周", "星期", "要用", "第四次", "催了", "this week",
+    "by the weekend", "by tomorrow", "by tuesday", "by wednesday", "by thursday", "3rd time",
+    "4th time", "chasing", "still waiting", "still haven't", "still hasn't", "need it for",
 )
 
 ENGLISH_STOPWORDS = frozenset("""

@@ -6,7 +6,9 @@ feature per rule finding ("rule_intent=refund", "question", "stated=请", "actio
 Each head (intent, sentiment, urgency, need key) is a linear classifier (one-vs-rest linear
 SVM) over the same features, trained by ``services/need_analyzer/training.py`` on the tuning
 set only and shipped as a file. Scoring is a sum of weight rows, microseconds per message; a
-softmax of the scores gives each label's share, which stands for the confidence.
+softmax of the scores, sharpened by each head's own factor, gives each label's share, which
+stands for the confidence: the factor is the one under which the shares best match how often
+the label is right on held-back folds of the tuning set (training.py, ``calibrate``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import numpy as np
 import numpy.typing as npt
 
 MAX_N = 4
-SHARPNESS = 4.0
 _SPACES = re.compile(r"\s+")
 _DIGITS = str.maketrans("123456789", "000000000")
 
@@ -41,6 +42,8 @@ class Head:
     labels: tuple[str, ...]
     weights: Floats  # (features, labels)
     bias: Floats  # (labels,)
+    # SVM scores are margins, about -1..1: this factor turns them into shares (a softmax).
+    sharpness: float
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,8 @@ class LinearModel:
         scores = values @ self._weights[index] + self._bias
         predictions = {}
         for name, head in self.heads.items():
-            # SVM scores are margins, about -1..1: sharpen them before the softmax.
             own = scores[self._columns[name]]
-            shares = np.exp(SHARPNESS * (own - own.max()))
+            shares = np.exp(head.sharpness * (own - own.max()))
             shares /= shares.sum()
             ranked = sorted(
                 zip(head.labels, shares.tolist(), strict=True), key=_share, reverse=True
