@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -167,16 +168,23 @@ def test_accuracy_on_the_labelled_sets_does_not_regress(analyzer: TextAnalyzer, 
 @pytest.mark.parametrize("name", sorted(adversarial_texts()))
 def test_adversarial_texts_cost_linear_time(analyzer: TextAnalyzer, name: str) -> None:
     """20,000 characters built to make rules backtrack or rescan: each once cost seconds. The
-    bench holds them to 50 ms of CPU; here a margin for a loaded test machine."""
+    bench holds them to 50 ms of CPU; here a margin for a loaded test machine, and the best of
+    three runs (a collection of the test process's large heap can fall in one run)."""
     text = adversarial_texts()[name]
-    started = time.thread_time()
     # Its budget in CPU time here, so that a loaded test machine cannot make it partial.
-    analysis = replace(analyzer, clock=time.thread_time).analyze(text)
-    assert time.thread_time() - started < 0.25
-    assert not analysis.partial
-    started = time.thread_time()
-    assess_text(text)
-    assert time.thread_time() - started < 0.25
+    in_cpu_time = replace(analyzer, clock=time.thread_time)
+    assert not in_cpu_time.analyze(text).partial
+    assert _best_cpu_seconds(in_cpu_time.analyze, text) < 0.25
+    assert _best_cpu_seconds(assess_text, text) < 0.25
+
+
+def _best_cpu_seconds(work: Callable[[str], object], text: str) -> float:
+    times = []
+    for _ in range(3):
+        started = time.thread_time()
+        work(text)
+        times.append(time.thread_time() - started)
+    return min(times)
 
 
 def test_an_analysis_over_its_budget_skips_what_it_can_and_says_so(
