@@ -1,5 +1,5 @@
 """API key management. A key is written, hashed, into the api_keys table of each chosen service;
-a revocation is announced (NOTIFY) to every running replica in the same transaction."""
+a creation or revocation is announced (NOTIFY) to every running replica in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.auth import REVOCATIONS_CHANNEL, generate_key, insert_key
+from shared.auth import CREATIONS_CHANNEL, REVOCATIONS_CHANNEL, generate_key, hash_key, insert_key
 from shared.db import service_metadata
 from shared.tables import api_keys_table
 
@@ -26,6 +26,8 @@ async def _create(admin_url: str, name: str, scopes: Sequence[str], services: Se
         async with engine.begin() as conn:
             for service in services:
                 await insert_key(conn, _table(service), name=name, key=key, scopes=scopes)
+            # Delivered at commit: a replica that cached the token as unknown forgets it.
+            await conn.execute(select(func.pg_notify(CREATIONS_CHANNEL, hash_key(key))))
     finally:
         await engine.dispose()
     return key

@@ -167,7 +167,12 @@ class ServiceProcesses:
                     self.settings,
                     service,
                     self.ports[service],
-                    {**self.peer_urls(), **self.peers_env()},
+                    {
+                        # Each replica's rate limits are its share of the service's.
+                        "KEFU_RATE_LIMIT_REPLICAS": str(self.replicas.get(service, 1)),
+                        **self.peer_urls(),
+                        **self.peers_env(),
+                    },
                 ),
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,

@@ -2,9 +2,11 @@
 
 Keys are 256-bit random, so a fast hash is enough (no password-stretching needed) and lets a
 lookup use the unique index. ``KEFU_BOOTSTRAP_API_KEY`` holds every scope. A token that does
-not have a key's shape is refused without a database query. Lookups are cached only while the
-service hears revocations (``LISTEN``): ``kefu keys revoke`` notifies every replica in its
-transaction, so a revoked key stops working at once.
+not have a key's shape is refused without a database query. Lookups, found or not, are cached
+only while the service hears revocations and new keys (``LISTEN``): ``kefu keys revoke`` and
+``kefu keys create`` notify every replica in their transaction, so a revoked key stops working
+at once and a new one works at once. Guessing costs a query per distinct token, so each client
+address may fail only so often (``FailedAuthLimiter``) before it is answered 429 without one.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ KEY_PREFIX = "kefu_"
 KEY_SHAPE = re.compile(r"kefu_[A-Za-z0-9_-]{43}")
 # NOTIFY channel of revocations; the payload is the revoked key's hash.
 REVOCATIONS_CHANNEL = "kefu_api_keys_revoked"
+# NOTIFY channel of new keys: a replica that cached the token as unknown forgets it.
+CREATIONS_CHANNEL = "kefu_api_keys_created"
+# Cached lookups of unknown tokens, at most: a flood of made-up tokens evicts only its own kind.
+MAX_CACHED_MISSES = 10_000
 # Where authorize leaves the caller's rate-limit state for RateLimitHeaders.
 RATE_LIMIT_SCOPE_KEY = "kefu.rate_limit"
 SCOPES = (
@@ -108,18 +114,29 @@ class RateLimitState:
 class RateLimiter:
     """A token bucket per key: ``burst`` requests at once, refilled at ``per_second``.
 
-    Per process: with replicas behind one port a key gets their sum."""
+    Each of ``replicas`` processes behind one port keeps its own bucket with its share of the
+    limit (the kernel spreads connections evenly), so together they allow the limit, not
+    ``replicas`` times it."""
 
-    def __init__(self, per_second: float, burst: int, *, max_keys: int = 100_000) -> None:
-        self.per_second = per_second
-        self.burst = burst
+    def __init__(
+        self, per_second: float, burst: int, *, replicas: int = 1, max_keys: int = 100_000
+    ) -> None:
+        self.per_second = per_second / replicas
+        self.burst = max(1, math.ceil(burst / replicas))
         self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
 
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - at) * self.per_second)
+
+    def exhausted(self, key: str, now: float | None = None) -> bool:
+        """Whether ``take`` would refuse, without taking anything."""
+        return self._tokens(key, time.monotonic() if now is None else now) < 1.0
+
     def take(self, key: str, now: float | None = None) -> RateLimitState:
         now = time.monotonic() if now is None else now
-        tokens, at = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
+        tokens = self._tokens(key, now)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
@@ -145,13 +162,17 @@ class ApiKeyAuth:
         bootstrap_key: str | None,
         cache_seconds: float,
         rate_limiter: RateLimiter | None = None,
+        failure_limiter: RateLimiter | None = None,
     ) -> None:
         self.engine = engine
         self.table = table
         self.bootstrap_key = bootstrap_key
         self.cache_seconds = cache_seconds
         self.rate_limiter = rate_limiter
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # Per client address: failed lookups (a token of a key's shape that is no key).
+        self.failure_limiter = failure_limiter
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._misses: dict[str, float] = {}  # hash of an unknown token -> cached until
         # True while a LISTEN connection would hear a revocation: only then is caching safe.
         self._hearing_revocations = False
 
@@ -165,9 +186,12 @@ class ApiKeyAuth:
         if not KEY_SHAPE.fullmatch(token):
             return None  # no key looks like this: no query
         digest = hash_key(token)
+        now = time.monotonic()
         cached = self._cache.get(digest)
-        if cached and cached[0] > time.monotonic():
+        if cached and cached[0] > now:
             return cached[1]
+        if self._misses.get(digest, 0.0) > now:
+            return None
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -178,13 +202,25 @@ class ApiKeyAuth:
             ).first()
         principal = Principal(name=row.name, scopes=frozenset(row.scopes)) if row else None
         if self._hearing_revocations and self.cache_seconds > 0:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (time.monotonic() + self.cache_seconds, principal)
+            until = time.monotonic() + self.cache_seconds
+            if principal is None:
+                if len(self._misses) >= MAX_CACHED_MISSES:
+                    self._misses.clear()
+                self._misses[digest] = until
+            else:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (until, principal)
         return principal
 
-    def revoked(self, key_hash: str) -> None:
+    def forget(self, key_hash: str) -> None:
+        """A key was revoked or created: its next use is looked up again."""
         self._cache.pop(key_hash, None)
+        self._misses.pop(key_hash, None)
+
+    def _forget_all(self) -> None:
+        self._cache.clear()
+        self._misses.clear()
 
     async def listen_for_revocations(self, url: str) -> None:
         """Until cancelled: drop a revoked key from the cache the moment it is revoked.
@@ -200,17 +236,18 @@ class ApiKeyAuth:
             closed = asyncio.Event()
             conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
             try:
-                await conn.add_listener(
-                    REVOCATIONS_CHANNEL, lambda _c, _pid, _channel, payload: self.revoked(payload)
-                )
-                self._cache.clear()  # revocations made while we were deaf
+                for channel in (REVOCATIONS_CHANNEL, CREATIONS_CHANNEL):
+                    await conn.add_listener(
+                        channel, lambda _c, _pid, _channel, payload: self.forget(payload)
+                    )
+                self._forget_all()  # keys revoked or created while we were deaf
                 self._hearing_revocations = True
                 await closed.wait()
             except Exception as exc:
                 log.warning("revocation listener lost", error=type(exc).__name__)
             finally:
                 self._hearing_revocations = False
-                self._cache.clear()
+                self._forget_all()
                 if not conn.is_closed():
                     await conn.close()
             await asyncio.sleep(1)
@@ -234,8 +271,20 @@ async def authorize(
             "send Authorization: Bearer <api key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    address = _client_address(asgi_scope)
+    limiter = auth.failure_limiter
+    if limiter is not None and limiter.exhausted(address):
+        retry_after = limiter.take(address).retry_after or 1
+        raise Problem(
+            429,
+            "Too many requests",
+            f"too many unknown API keys from {address}; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
     principal = await auth.authenticate(token)
     if principal is None:
+        if limiter is not None and KEY_SHAPE.fullmatch(token):
+            limiter.take(address)  # only a lookup that found nothing costs the address
         raise Problem(
             401,
             "Unauthorized",
@@ -257,6 +306,11 @@ async def authorize(
     if scope is not None and scope not in principal.scopes:
         raise Problem(403, "Forbidden", f"the API key lacks the scope {scope!r}")
     return principal
+
+
+def _client_address(asgi_scope: MutableMapping[str, Any] | None) -> str:
+    client = asgi_scope.get("client") if asgi_scope is not None else None
+    return str(client[0]) if client else "unknown"
 
 
 def require(scope: str | None) -> Callable[[Request], Awaitable[Principal]]:

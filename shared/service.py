@@ -233,8 +233,19 @@ def create_app(definition: ServiceDefinition, settings: Settings | None = None) 
             definition.api_keys,
             bootstrap_key=bootstrap.get_secret_value() if bootstrap else None,
             cache_seconds=settings.api_key_cache_seconds,
-            rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+            rate_limiter=RateLimiter(
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+                replicas=settings.rate_limit_replicas,
+            )
             if settings.rate_limit_per_second > 0
+            else None,
+            failure_limiter=RateLimiter(
+                settings.failed_auth_per_second,
+                settings.failed_auth_burst,
+                replicas=settings.rate_limit_replicas,
+            )
+            if settings.failed_auth_per_second > 0
             else None,
         )
         app.state.broker = broker = Broker(definition, settings, db)

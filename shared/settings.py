@@ -79,10 +79,17 @@ class Settings(BaseSettings):
     archive_max_age: str = "30D"
     archive_max_bytes: int = 5_000_000_000
     api_key_cache_seconds: float = 10.0
-    # Requests per second each API key may make, with bursts up to rate_limit_burst (per
-    # process); 0 turns the limit off.
+    # Requests per second each API key may make, with bursts up to rate_limit_burst; 0 turns
+    # the limit off. Each process keeps its own buckets, so each gets 1/rate_limit_replicas of
+    # the limit: set it to the number of replicas behind the service's address (`kefu run`
+    # does).
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
+    rate_limit_replicas: int = Field(default=1, ge=1)
+    # Lookups of unknown tokens (of a key's shape) each client address may cause: bursts of
+    # failed_auth_burst, refilled at failed_auth_per_second; beyond, 429 without a query.
+    failed_auth_per_second: float = Field(default=1.0, ge=0)
+    failed_auth_burst: int = Field(default=30, ge=1)
     # While the database is away a consumer pauses; its back-off between tries is capped here,
     # so it resumes within this long of the database's return.
     consumer_retry_max_seconds: float = 5.0

@@ -79,3 +79,24 @@ def test_headers_name_the_limit_and_when_to_retry() -> None:
         "RateLimit-Reset": "1",
         "Retry-After": "1",
     }
+
+
+def test_replicas_share_a_keys_limit() -> None:
+    # Two processes behind one port, a bucket each: together they allow the burst, not twice it.
+    replicas = [RateLimiter(per_second=4, burst=10, replicas=2) for _ in range(2)]
+    allowed = sum(
+        limiter.take("key", now=0).retry_after is None for limiter in replicas for _ in range(10)
+    )
+    assert allowed == 10
+    assert replicas[0].per_second == 2
+    assert RateLimiter(per_second=1, burst=1, replicas=3).burst == 1  # never below one request
+
+
+def test_exhausted_takes_nothing() -> None:
+    limiter = RateLimiter(per_second=1, burst=2)
+    assert not limiter.exhausted("a", now=0)
+    assert not limiter.exhausted("a", now=0)
+    limiter.take("a", now=0)
+    limiter.take("a", now=0)
+    assert limiter.exhausted("a", now=0)
+    assert not limiter.exhausted("a", now=1.0)
