@@ -2,7 +2,8 @@
 what it needs (through the management HTTP API, so it works on a remote broker).
 
 Set-up owns the topology, so no user may configure (create, change or delete) anything but a
-subscriber's own queues. A service reads only its own queue, publishes to ``kefu.events`` only
+subscriber's own queues. A service reads only its own queues (its DLQ included: erasure strips
+the customer's events there, shared/messaging/dead_letters.py), publishes to ``kefu.events`` only
 its own event types (topic permissions on the routing key), and to the default exchange (its
 released copies) and ``kefu.dlx`` (its dead letters). Consumers refuse events whose ``user_id``
 is not their owner's (shared/messaging/provenance.py), so a service that reaches another's queue
@@ -62,7 +63,8 @@ def grants(prefix: str) -> list[Grant]:
         # A self-binding service (webhooks) binds its own queue to kefu.events: that writes to
         # the queue and reads the exchange, for the event types' routing keys only.
         binds = service in SELF_BINDING
-        reads = f"^{own}(\\.(?!dlq$).+)?$"
+        # Its own queues, its DLQ too: an erasure strips the customer's events there.
+        reads = f"^{own}(\\..+)?$"
         result.append(
             Grant(
                 user=broker_user(prefix, service),

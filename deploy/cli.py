@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from deploy import broker, broker_users, database, dlq, keys, launcher, seed, setup_wait
 from shared.auth import SCOPES, check_scopes
+from shared.messaging.topology import CONSUMES
 from shared.settings import DEFAULT_PORTS, RUNNABLE, SERVICES, get_settings
 
 
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     replay = dlq_cmd.add_parser("replay", help="send a DLQ's messages back to the service")
     replay.add_argument("service", choices=SERVICES)
     replay.add_argument("--limit", type=int)
+    scrub = dlq_cmd.add_parser(
+        "scrub", help="strip erased customers' data from the events waiting in the DLQs"
+    )
+    scrub.add_argument("--service", action="append", choices=SERVICES)
 
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -164,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(item, ensure_ascii=False))
     elif args.command == "dlq" and args.action == "replay":
         print(f"replayed {dlq.replay(settings.amqp_url, args.service, args.limit)} message(s)")
+    elif args.command == "dlq" and args.action == "scrub":
+        consumers = tuple(args.service or (s for s, types in CONSUMES.items() if types))
+        stripped = dlq.scrub(settings.amqp_url, admin, consumers, settings.amqp_user_prefix)
+        for service, count in stripped.items():
+            print(f"{service}: {count} event(s) stripped")
     return 0
 
 

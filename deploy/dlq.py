@@ -1,13 +1,20 @@
-"""Dead-letter queues: see what failed, and send it back to the service's queue."""
+"""Dead-letter queues: see what failed, send it back to the service's queue, strip erased
+customers' events."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
 from pamqp.commands import Basic
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.messaging.dead_letters import scrub as scrub_queue
+from shared.messaging.provenance import amqp_user
 from shared.messaging.topology import dead_letter_queue_name, service_queue_name
 
 
@@ -84,3 +91,37 @@ def peek(amqp_url: str, service: str, limit: int = 20) -> list[dict[str, Any]]:
 
 def replay(amqp_url: str, service: str, limit: int | None = None) -> int:
     return asyncio.run(_replay(amqp_url, service, limit))
+
+
+async def _erased(admin_url: str, service: str) -> set[uuid.UUID]:
+    engine = create_async_engine(admin_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(f"SELECT customer_id FROM {service}.erasures"))
+            return set(rows.scalars())
+    finally:
+        await engine.dispose()
+
+
+async def _scrub(
+    amqp_url: str, admin_url: str, services: Sequence[str], user_id: str | None
+) -> dict[str, int]:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        return {
+            service: await scrub_queue(
+                connection, service, await _erased(admin_url, service), user_id
+            )
+            for service in services
+        }
+    finally:
+        await connection.close()
+
+
+def scrub(
+    amqp_url: str, admin_url: str, services: Sequence[str], user_prefix: str | None
+) -> dict[str, int]:
+    """Strip every erased customer's events in each service's DLQ (as each service does on an
+    erasure); the copies carry the CLI's ``user_id`` when services have broker users."""
+    user_id = amqp_user(amqp_url) if user_prefix is not None else None
+    return asyncio.run(_scrub(amqp_url, admin_url, services, user_id))

@@ -61,6 +61,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from shared import failpoints, tracing
 from shared.contracts import (
     CloudEvent,
+    CustomerErased,
     EventData,
     UndecodableEvent,
     customer_of,
@@ -70,6 +71,7 @@ from shared.contracts import (
 from shared.db import Database, UnitOfWork, is_transient_db_error
 from shared.errors import PermanentFailure
 from shared.logging import get_logger
+from shared.messaging.dead_letters import scrub
 from shared.messaging.provenance import Provenance, Untrusted
 from shared.messaging.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -287,6 +289,7 @@ class Consumer:
         self._paused = False
         # Publisher-confirmed channel for the copies of released and dead-lettered messages.
         self._copies: AbstractChannel | None = None
+        self._connection: AbstractConnection | None = None
         self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         # Every message delivered to us and not settled yet, oldest first, with its arrival.
         self._unsettled: dict[int, tuple[float, AbstractIncomingMessage]] = {}
@@ -314,6 +317,7 @@ class Consumer:
         else:  # set-up declared it; this broker user may only read it
             self._queue = await channel.get_queue(service_queue_name(self.service), ensure=True)
         self._copies = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._connection = connection
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name=f"consumer-{self.service}")
         if not self._paused:
@@ -537,8 +541,24 @@ class Consumer:
                     await self._fail(delivery, single, spans)
                 else:
                     await self._ack([delivery], fresh)
+                    await self._scrub_dead_letters([delivery])
             return
         await self._ack(deliveries, fresh)
+        await self._scrub_dead_letters(deliveries)
+
+    async def _scrub_dead_letters(self, handled: Sequence[Delivery]) -> None:
+        """Once customers are erased here, their events in this service's DLQ lose their data
+        too (shared/messaging/dead_letters.py)."""
+        erased = {d.data.customer_id for d in handled if isinstance(d.data, CustomerErased)}
+        if not erased or self._connection is None or self._connection.is_closed:
+            return
+        try:
+            scrubbed = await scrub(self._connection, self.service, erased, self.user_id)
+        except Exception as exc:  # `kefu dlq scrub` finishes what this could not
+            log.warning("DLQ scrub failed", error=repr(exc))
+        else:
+            if scrubbed:
+                log.info("erased customers' events stripped in the DLQ", count=scrubbed)
 
     async def _process(
         self, deliveries: Sequence[Delivery], trace_parents: dict[str, str] | None = None

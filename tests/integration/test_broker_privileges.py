@@ -129,11 +129,16 @@ async def test_a_service_cannot_read_delete_or_create_queues(
         channel = await feedback_amqp.channel()
         with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
             await attempt(channel)
-    for queue in ("kefu.improvement", "kefu.events.archive", "kefu.feedback.dlq"):
+    for queue in ("kefu.improvement", "kefu.events.archive", "kefu.improvement.dlq"):
         channel = await feedback_amqp.channel()
         found = await channel.get_queue(queue, ensure=True)  # passive: allowed
         with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
             await found.get(fail=False)
+    # Its own DLQ it reads: an erasure strips the customer's events there.
+    channel = await feedback_amqp.channel()
+    own = await channel.get_queue("kefu.feedback.dlq", ensure=True)
+    assert await own.get(fail=False) is None
+    await channel.close()
 
 
 async def test_webhooks_binds_only_its_own_queue_and_only_event_types(
