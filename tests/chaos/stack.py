@@ -37,10 +37,28 @@ def _postgres_bin() -> Path:
     return versions[-1] / "bin"
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A server certificate and its key (PEM files); with it a node also accepts TLS."""
+
+    cert: Path
+    key: Path
+
+
+def _own_key(tls: Tls, home: Path, user: str) -> Path:
+    """A copy of the key only ``user`` can read (PostgreSQL refuses a key others can read)."""
+    key = home / "server.key"
+    shutil.copyfile(tls.key, key)
+    key.chmod(0o600)
+    _give(key, user)
+    return key
+
+
 @dataclass
 class Postgres:
     home: Path
     port: int = 0
+    tls: Tls | None = None
 
     @property
     def data(self) -> Path:
@@ -87,6 +105,9 @@ class Postgres:
             f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1 "
             "-c max_connections=300 -c shared_buffers=64MB"
         )
+        if self.tls is not None:
+            key = _own_key(self.tls, self.home, "postgres")
+            options += f" -c ssl=on -c ssl_cert_file={self.tls.cert} -c ssl_key_file={key}"
         self._ctl("start", "-w", "-l", str(self.home / "postgres.log"), "-o", options)
 
     def restart_immediate(self) -> None:
@@ -124,6 +145,8 @@ class RabbitMQ:
     home: Path
     port: int = 0
     dist_port: int = 0
+    tls: Tls | None = None
+    tls_port: int = 0
 
     @property
     def node(self) -> str:
@@ -165,7 +188,16 @@ class RabbitMQ:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "enabled_plugins").write_text("[].\n")
         # Guest may connect from 127.0.0.1 only, as on the shared broker.
-        (self.home / "rabbitmq.conf").write_text("loopback_users.guest = true\n")
+        config = "loopback_users.guest = true\n"
+        if self.tls is not None:
+            self.tls_port = self.tls_port or free_port()
+            key = _own_key(self.tls, self.home, "rabbitmq")
+            config += (
+                f"listeners.ssl.default = {self.tls_port}\n"
+                f"ssl_options.certfile = {self.tls.cert}\nssl_options.keyfile = {key}\n"
+                "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"
+            )
+        (self.home / "rabbitmq.conf").write_text(config)
         for path in (self.home, self.home / "enabled_plugins", self.home / "rabbitmq.conf"):
             _give(path, "rabbitmq")
         subprocess.run(
