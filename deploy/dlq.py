@@ -70,6 +70,8 @@ async def _replay(amqp_url: str, service: str, limit: int | None) -> int:
                 message_id=message.message_id,
                 type=message.type,
                 app_id=message.app_id,
+                # The connection's user (RabbitMQ checks it): consumers trust the CLI's.
+                user_id=amqp_user(amqp_url),
                 headers={"x-kefu-replayed": True},
             )
             confirmation = await channel.default_exchange.publish(

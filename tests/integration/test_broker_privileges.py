@@ -253,3 +253,57 @@ async def test_an_event_forged_with_another_services_credentials_is_dead_lettere
         await consumer.stop()
         await consumer_amqp.close()
         await db.dispose()
+
+
+async def test_a_replay_by_the_cli_user_is_accepted(
+    private_stack: Settings, users: dict[str, str], feedback_amqp: AbstractRobustConnection
+) -> None:
+    """`kefu dlq replay` as the CLI's user: its copies carry that user's user_id, which
+    consumers trust, so a real event that had failed is handled once replayed."""
+    prefix = users["prefix"]
+    db = await open_database(private_stack, improvement)
+    consumer_amqp = await aio_pika.connect_robust(users["improvement"])
+    consumer = Consumer(
+        service="improvement",
+        db=db,
+        inbox=improvement.inbox,
+        subscriptions=make_subscriptions(),
+        prefetch=10,
+        batch_size=5,
+        delivery_limit=3,
+        provenance=Provenance("improvement", prefix),
+        user_id=prefix + "improvement",
+        declare=False,
+    )
+    await consumer.start(consumer_amqp)
+    try:
+        issue_id = uuid.uuid4()
+        event = new_event("/kefu/feedback", verdict(issue_id))
+        # feedback's real verdict, as improvement's queue dead-lettered it.
+        channel = await feedback_amqp.channel(publisher_confirms=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                event.model_dump_json().encode(),
+                message_id=str(event.id),
+                type=event.type,
+                user_id=prefix + "feedback",
+            ),
+            routing_key="kefu.improvement.dlq",
+        )
+        await channel.close()
+        assert await asyncio.to_thread(dlq.replay, users["cli"], "improvement") >= 1
+
+        async def opened() -> bool:
+            async with db.unit_of_work() as uow:
+                count = await uow.session.scalar(
+                    select(func.count())
+                    .select_from(followups)
+                    .where(followups.c.issue_id == issue_id)
+                )
+            return bool(count)
+
+        await wait_until(opened, what="the replayed verdict's follow-up")
+    finally:
+        await consumer.stop()
+        await consumer_amqp.close()
+        await db.dispose()
