@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 from datetime import UTC, datetime
 
-from deploy import broker, broker_users, database, dlq, keys, launcher, seed, setup_wait
+import httpx
+
+from deploy import (
+    broker,
+    broker_users,
+    database,
+    dlq,
+    keys,
+    launcher,
+    local_broker,
+    seed,
+    setup_wait,
+)
 from shared.auth import SCOPES, check_scopes
 from shared.messaging.topology import CONSUMES
 from shared.settings import DEFAULT_PORTS, RUNNABLE, SERVICES, get_settings
@@ -102,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     admin = settings.admin_database_url
+    if args.command in ("run", "dlq"):
+        # After local set-up, every service and the CLI connect as their own broker users.
+        settings = local_broker.use_own_users(settings, os.environ)
 
     if args.command in ("setup", "bootstrap"):
         database.bootstrap(admin, settings.db_passwords())
@@ -118,6 +134,19 @@ def main(argv: list[str] | None = None) -> int:
                     broker_users.passwords_from_env(settings.amqp_user_prefix),
                 )
                 print(f"broker users ready: {', '.join(users)}")
+            elif local_broker.applies(settings):
+                try:
+                    users = local_broker.create_users(settings)
+                except (httpx.HTTPError, RuntimeError) as exc:
+                    parser.exit(
+                        1,
+                        f"cannot create the local broker users ({exc}); RabbitMQ's management "
+                        "plugin must answer on port 15672 (deploy/local-services.sh enables it)\n",
+                    )
+                print(
+                    f"broker users ready: {', '.join(users)} "
+                    f"(local passwords in {local_broker.credentials_path()})"
+                )
     elif args.command == "wait-setup":
         reason = setup_wait.wait(settings, args.service, args.timeout)
         if reason:

@@ -28,6 +28,8 @@ MIN_BOOTSTRAP_KEY_CHARS = 32
 # calls their HTTP APIs).
 RUNNABLE = (*SERVICES, "console")
 ADMIN_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/kefu"
+# The local broker's guest user: what `kefu setup` logs in with in local development.
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 class Settings(BaseSettings):
@@ -39,7 +41,7 @@ class Settings(BaseSettings):
     admin_database_url: str = ADMIN_DATABASE_URL
     # Password given to the service roles by `kefu db bootstrap`; unset for trust auth.
     db_password: SecretStr | None = None
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = DEFAULT_AMQP_URL
     # Set when every service has a broker user of its own, named <prefix><service> (`kefu
     # setup` creates them): consumers then accept an event type only from its owner's user.
     amqp_user_prefix: str | None = None
