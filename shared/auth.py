@@ -134,6 +134,16 @@ class RateLimiter:
         """Whether ``take`` would refuse, without taking anything."""
         return self._tokens(key, time.monotonic() if now is None else now) < 1.0
 
+    def untouched(self, key: str, now: float | None = None) -> bool:
+        """Whether the bucket is full: nothing taken lately."""
+        return self._tokens(key, time.monotonic() if now is None else now) >= self.burst
+
+    def give_back(self, key: str) -> None:
+        """Return a token taken for what turned out not to count."""
+        if key in self._buckets:
+            tokens, at = self._buckets[key]
+            self._buckets[key] = (min(float(self.burst), tokens + 1.0), at)
+
     def take(self, key: str, now: float | None = None) -> RateLimitState:
         now = time.monotonic() if now is None else now
         tokens = self._tokens(key, now)
@@ -273,17 +283,25 @@ async def authorize(
         )
     address = _client_address(asgi_scope)
     limiter = auth.failure_limiter
-    if limiter is not None and limiter.exhausted(address):
-        retry_after = limiter.take(address).retry_after or 1
-        raise Problem(
-            429,
-            "Too many requests",
-            f"too many unknown API keys from {address}; retry after {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
+    guess = limiter is not None and KEY_SHAPE.fullmatch(token) is not None
+    paid = False
+    if limiter is not None:
+        if limiter.exhausted(address):
+            retry_after = limiter.take(address).retry_after or 1
+            raise Problem(
+                429,
+                "Too many requests",
+                f"too many unknown API keys from {address}; retry after {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+        # An address that has failed lately pays before its query, so concurrent guesses
+        # cannot all pass the check above while the first ones are still being looked up.
+        paid = guess and not limiter.untouched(address)
+        if paid:
+            limiter.take(address)
     principal = await auth.authenticate(token)
     if principal is None:
-        if limiter is not None and KEY_SHAPE.fullmatch(token):
+        if limiter is not None and guess and not paid:
             limiter.take(address)  # only a lookup that found nothing costs the address
         raise Problem(
             401,
@@ -291,6 +309,8 @@ async def authorize(
             "the API key is unknown or revoked",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if paid and limiter is not None:
+        limiter.give_back(address)
     if auth.rate_limiter is not None:
         state = auth.rate_limiter.take(hash_key(token))
         if asgi_scope is not None:

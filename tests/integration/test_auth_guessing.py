@@ -81,6 +81,17 @@ async def test_an_address_that_keeps_guessing_is_refused_without_a_query(
     )
 
 
+async def test_concurrent_guesses_cannot_outrun_the_budget(counted: CountedAuth) -> None:
+    # Once it has failed, an address pays before each query: a wave of guesses sent at once
+    # gets no more lookups than the budget.
+    assert await call(counted.auth, generate_key(), "10.0.0.4") == 401
+    wave = await asyncio.gather(
+        *(call(counted.auth, generate_key(), "10.0.0.4") for _ in range(4 * BURST))
+    )
+    assert sorted(wave).count(401) == BURST - 1
+    assert counted.queries == BURST
+
+
 async def test_an_unknown_token_is_looked_up_once_until_its_key_is_created(
     counted: CountedAuth, private_stack: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
