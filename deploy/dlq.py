@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.messaging.dead_letters import scrub as scrub_queue
-from shared.messaging.provenance import amqp_user
+from shared.messaging.provenance import UNTRUSTED_REASONS, amqp_user
 from shared.messaging.topology import dead_letter_queue_name, service_queue_name
 
 
@@ -50,7 +50,10 @@ async def _peek(amqp_url: str, service: str, limit: int) -> list[dict[str, Any]]
 
 
 async def _replay(amqp_url: str, service: str, limit: int | None) -> int:
-    """Move messages from the DLQ to the service queue; each is removed only after its confirm."""
+    """Move messages from the DLQ to the service queue; each is removed only after its confirm.
+
+    An event the consumer refused for its provenance stays in the DLQ: replayed, it would carry
+    the CLI's ``user_id``, which consumers trust, and a forged event would be laundered."""
     connection = await aio_pika.connect(amqp_url)
     moved = 0
     try:
@@ -59,10 +62,14 @@ async def _replay(amqp_url: str, service: str, limit: int | None) -> int:
         # Only what is there now: a message that fails again comes back, and is not replayed twice.
         waiting = queue.declaration_result.message_count or 0
         limit = waiting if limit is None else min(limit, waiting)
-        while moved < limit:
+        for _ in range(waiting):
+            if moved >= limit:
+                break
             message = await queue.get(fail=False, timeout=5)
             if message is None:
                 break
+            if message.headers.get("x-kefu-dead-letter-reason") in UNTRUSTED_REASONS:
+                continue  # never acked: back in the DLQ when the channel closes
             copy = aio_pika.Message(
                 body=message.body,
                 content_type=message.content_type,

@@ -6,7 +6,7 @@ not have a key's shape is refused without a database query. Lookups, found or no
 only while the service hears revocations and new keys (``LISTEN``): ``kefu keys revoke`` and
 ``kefu keys create`` notify every replica in their transaction, so a revoked key stops working
 at once and a new one works at once. Guessing costs a query per distinct token, so each client
-address may fail only so often (``FailedAuthLimiter``) before it is answered 429 without one.
+address may fail only so often (``failure_limiter``) before it is answered 429 without one.
 """
 
 from __future__ import annotations

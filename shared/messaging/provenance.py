@@ -17,6 +17,10 @@ from shared.contracts import PUBLISHERS, CloudEvent, EventData, service_source
 from shared.validation import MAX_CLOCK_SKEW
 
 CLI_USER = "cli"
+# The reasons an event is refused here: no replay can make it acceptable.
+UNTRUSTED_REASONS = frozenset(
+    {"unknown_publisher", "wrong_source", "wrong_publisher", "time_in_future"}
+)
 
 
 class Untrusted(Exception):

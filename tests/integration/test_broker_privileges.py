@@ -255,11 +255,12 @@ async def test_an_event_forged_with_another_services_credentials_is_dead_lettere
         await db.dispose()
 
 
-async def test_a_replay_by_the_cli_user_is_accepted(
+async def test_a_replay_by_the_cli_user_is_accepted_and_launders_no_forgery(
     private_stack: Settings, users: dict[str, str], feedback_amqp: AbstractRobustConnection
 ) -> None:
     """`kefu dlq replay` as the CLI's user: its copies carry that user's user_id, which
-    consumers trust, so a real event that had failed is handled once replayed."""
+    consumers trust, so a real event that had failed is handled once replayed; an event
+    refused for its provenance is not replayed (it would come back trusted)."""
     prefix = users["prefix"]
     db = await open_database(private_stack, improvement)
     consumer_amqp = await aio_pika.connect_robust(users["improvement"])
@@ -290,8 +291,24 @@ async def test_a_replay_by_the_cli_user_is_accepted(
             ),
             routing_key="kefu.improvement.dlq",
         )
+        # And a verdict as improvement dead-letters one refused for its publisher: replayed,
+        # it would be handled (a follow-up would open).
+        forged_issue = uuid.uuid4()
+        forged = new_event("/kefu/feedback", verdict(forged_issue))
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                forged.model_dump_json().encode(),
+                message_id=str(forged.id),
+                type=forged.type,
+                user_id=prefix + "feedback",
+                headers={"x-kefu-dead-letter-reason": "wrong_publisher"},
+            ),
+            routing_key="kefu.improvement.dlq",
+        )
         await channel.close()
         assert await asyncio.to_thread(dlq.replay, users["cli"], "improvement") >= 1
+        left = await asyncio.to_thread(dlq.peek, users["cli"], "improvement", 50)
+        assert str(forged.id) in {item["message_id"] for item in left}
 
         async def opened() -> bool:
             async with db.unit_of_work() as uow:
@@ -303,6 +320,13 @@ async def test_a_replay_by_the_cli_user_is_accepted(
             return bool(count)
 
         await wait_until(opened, what="the replayed verdict's follow-up")
+        async with db.unit_of_work() as uow:
+            laundered = await uow.session.scalar(
+                select(func.count())
+                .select_from(followups)
+                .where(followups.c.issue_id == forged_issue)
+            )
+        assert laundered == 0
     finally:
         await consumer.stop()
         await consumer_amqp.close()
