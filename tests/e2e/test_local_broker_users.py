@@ -54,13 +54,14 @@ async def test_local_services_connect_as_their_own_broker_users(
 ) -> None:
     prefix = local_broker.PREFIX
     assert (tmp_path / "kefu" / "broker-users.json").exists()
-    # What `kefu run` does: each child's own URL (KEFU_AMQP_URL_<SERVICE>) and the prefix.
-    cli_settings = local_broker.use_own_users(local_setup, os.environ)
+    # What `kefu run` does to its environment: each child's own URL (KEFU_AMQP_URL_<SERVICE>)
+    # and the prefix; here through monkeypatch, so that it is undone after the test.
+    environ: dict[str, str] = {}
+    cli_settings = local_broker.use_own_users(local_setup, environ)
     assert cli_settings.amqp_url.startswith(f"amqp://{prefix}cli:")
-    assert os.environ["KEFU_AMQP_USER_PREFIX"] == prefix
-    for name in [k for k in os.environ if k.startswith("KEFU_AMQP_URL_")]:
-        monkeypatch.setenv(name, os.environ[name])  # undone after the test
-    monkeypatch.setenv("KEFU_AMQP_USER_PREFIX", prefix)
+    assert environ["KEFU_AMQP_USER_PREFIX"] == prefix
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
     group = ServiceProcesses(
         local_setup,
         env={"KEFU_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY, "KEFU_LOG_JSON": "false"},

@@ -15,6 +15,7 @@ from shared.settings import DEFAULT_AMQP_URL, SERVICES, Settings
 @pytest.fixture(autouse=True)
 def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("KEFU_AMQP_USER_PREFIX", raising=False)  # a developer's own setting
     return tmp_path
 
 
