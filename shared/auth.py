@@ -191,16 +191,13 @@ class ApiKeyAuth:
         return self._hearing_revocations
 
     async def authenticate(self, token: str) -> Principal | None:
-        if self.bootstrap_key and hmac.compare_digest(token.encode(), self.bootstrap_key.encode()):
-            return Principal(name="bootstrap", scopes=frozenset(SCOPES))
+        known = self.known(token)
+        if known is not None:
+            return known
         if not KEY_SHAPE.fullmatch(token):
             return None  # no key looks like this: no query
         digest = hash_key(token)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached and cached[0] > now:
-            return cached[1]
-        if self._misses.get(digest, 0.0) > now:
+        if self._misses.get(digest, 0.0) > time.monotonic():
             return None
         async with self.engine.connect() as conn:
             row = (
@@ -222,6 +219,14 @@ class ApiKeyAuth:
                     self._cache.clear()
                 self._cache[digest] = (until, principal)
         return principal
+
+    def known(self, token: str) -> Principal | None:
+        """The principal of the bootstrap key or of a key this process has already found valid
+        (cached): what needs no query."""
+        if self.bootstrap_key and hmac.compare_digest(token.encode(), self.bootstrap_key.encode()):
+            return Principal(name="bootstrap", scopes=frozenset(SCOPES))
+        cached = self._cache.get(hash_key(token))
+        return cached[1] if cached and cached[0] > time.monotonic() else None
 
     def forget(self, key_hash: str) -> None:
         """A key was revoked or created: its next use is looked up again."""
@@ -286,7 +291,10 @@ async def authorize(
     guess = limiter is not None and KEY_SHAPE.fullmatch(token) is not None
     paid = False
     if limiter is not None:
-        if limiter.exhausted(address):
+        # Refused: what would cost a query. The bootstrap key and a key already found valid
+        # here still work, so one guesser behind a shared address (a proxy) does not lock out
+        # its known clients.
+        if limiter.exhausted(address) and auth.known(token) is None:
             retry_after = limiter.take(address).retry_after or 1
             raise Problem(
                 429,
@@ -296,9 +304,8 @@ async def authorize(
             )
         # An address that has failed lately pays before its query, so concurrent guesses
         # cannot all pass the check above while the first ones are still being looked up.
-        paid = guess and not limiter.untouched(address)
-        if paid:
-            limiter.take(address)
+        if guess and not limiter.untouched(address):
+            paid = limiter.take(address).retry_after is None  # nothing to give back if not
     principal = await auth.authenticate(token)
     if principal is None:
         if limiter is not None and guess and not paid:

@@ -75,6 +75,9 @@ async def test_an_address_that_keeps_guessing_is_refused_without_a_query(
     )
     assert await call(counted.auth, generate_key(), "10.0.0.2") == 401
     assert await call(counted.auth, key, "10.0.0.2") == 200
+    # A key already found valid here still works from the exhausted address (a proxy's, say).
+    assert await call(counted.auth, key, "10.0.0.1") == 200
+    assert await call(counted.auth, generate_key(), "10.0.0.1") == 429
     # Tokens without a key's shape cost no query and no budget.
     assert [await call(counted.auth, "nonsense", "10.0.0.3") for _ in range(3 * BURST)] == [401] * (
         3 * BURST
