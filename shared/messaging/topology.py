@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from shared.contracts import EVENT_TYPES
@@ -108,6 +109,28 @@ async def declare_archive(channel: AbstractChannel, *, max_age: str, max_bytes: 
     await queue.bind(exchange, routing_key="#")
 
 
+async def declare_dead_letter_queue(
+    channel: AbstractChannel, service: str, max_length: int
+) -> AbstractQueue:
+    """The service's DLQ, bounded. One declared by a release before the bound existed keeps its
+    arguments (RabbitMQ cannot change them, and refuses a declare that differs): it is used as
+    it is, and a policy can bound it (README, "Operating Kefu")."""
+    name = dead_letter_queue_name(service)
+    try:
+        return await channel.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-max-length": max_length,
+                "x-overflow": "reject-publish",
+            },
+        )
+    except aiormq.exceptions.ChannelPreconditionFailed:
+        await channel.reopen()  # the refusal closed it
+        return await channel.declare_queue(name, passive=True)
+
+
 async def declare_service_queue(
     channel: AbstractChannel,
     service: str,
@@ -126,15 +149,7 @@ async def declare_service_queue(
     dlx = await channel.declare_exchange(
         DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    dlq = await channel.declare_queue(
-        dead_letter_queue_name(service),
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-max-length": dlq_max_length,
-            "x-overflow": "reject-publish",
-        },
-    )
+    dlq = await declare_dead_letter_queue(channel, service, dlq_max_length)
     await dlq.bind(dlx, routing_key=name)
     exchange = await declare_events_exchange(channel)
     queue = await channel.declare_queue(

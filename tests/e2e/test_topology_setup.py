@@ -151,3 +151,24 @@ def test_kefu_setup_declares_every_queue_with_its_bindings(
     # webhooks binds the rest itself, as its endpoints ask.
     webhooks = {key for source, queue, key in bindings if (source, queue) == EVENTS_TO_WEBHOOKS}
     assert webhooks == {"customer.erased"}
+
+
+def test_setup_keeps_a_dead_letter_queue_declared_before_dlqs_had_a_bound() -> None:
+    """An earlier release declared the DLQs without a length limit; RabbitMQ refuses to declare
+    them again with one, and set-up must still complete over that topology."""
+    with isolated_stack() as settings:
+
+        async def declare_old_dlq() -> None:
+            connection = await aio_pika.connect(settings.amqp_url)
+            try:
+                channel = await connection.channel()
+                await channel.declare_queue(
+                    dead_letter_queue_name("feedback"),
+                    durable=True,
+                    arguments={"x-queue-type": "quorum"},
+                )
+            finally:
+                await connection.close()
+
+        asyncio.run(declare_old_dlq())
+        assert service_queue_name("feedback") in broker.declare_sync(settings)
