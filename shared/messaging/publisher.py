@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aio_pika
@@ -11,6 +12,8 @@ from pamqp.commands import Basic
 
 from shared.contracts import CLOUDEVENTS_CONTENT_TYPE, routing_key
 from shared.messaging.topology import EVENTS_EXCHANGE
+
+READY_POLL_SECONDS = 1.0
 
 
 class PublishNotConfirmed(RuntimeError):
@@ -53,10 +56,17 @@ class Publisher:
         and go again after a back-off, long after the alarm cleared."""
         if self._connection is None:
             return  # publish says why
-        await self._connection.connected.wait()
-        transport = self._connection.transport
-        if transport is not None:
-            await transport.connection.ready()
+        while True:
+            await self._connection.connected.wait()
+            transport = self._connection.transport
+            if transport is None:
+                await asyncio.sleep(READY_POLL_SECONDS)
+                continue
+            # Bounded, then asked again: a connection lost while blocked never says it is
+            # unblocked, and the robust connection's next one is another transport.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(transport.connection.ready(), READY_POLL_SECONDS)
+                return
 
     async def open(self, connection: AbstractConnection) -> None:
         self._connection = connection
