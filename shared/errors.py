@@ -45,5 +45,13 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class BrokerUnavailable(DomainError):
+    """The change needs the broker, which does not answer: nothing was stored (503)."""
+
+    status = 503
+    title = "Service unavailable"
+    retry_after = 5
+
+
 class PermanentFailure(Exception):
     """A message that can never succeed, however often it is retried: dead-letter it now."""

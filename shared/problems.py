@@ -88,7 +88,9 @@ def validation_problem(errors: Sequence[Mapping[str, Any]]) -> Problem:
 def domain_problem(exc: DomainError) -> Problem:
     """The one mapping of the domain's refusals to problem details."""
     detail = f"{exc.field}: {exc.message}" if exc.field and exc.status == 422 else exc.message
-    return Problem(exc.status, exc.title, detail, field=exc.field)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return Problem(exc.status, exc.title, detail, field=exc.field, headers=headers)
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:

@@ -18,7 +18,7 @@ from services.webhooks.domain.subscriptions import Selector, check_patterns, new
 from shared.contracts import EVENT_TYPES, CloudEvent, CustomerErased
 from shared.db import Database, UnitOfWork
 from shared.erasure import record_erasures
-from shared.errors import Conflict, NotFound
+from shared.errors import BrokerUnavailable, Conflict, NotFound
 from shared.logging import get_logger
 from shared.messaging.consumer import EnvelopeSubscription
 
@@ -86,12 +86,14 @@ async def create_endpoint(
 
 
 async def change_endpoint(
-    uow: UnitOfWork, broker: AbstractConnection, endpoint_id: uuid.UUID, changes: dict[str, Any]
+    uow: UnitOfWork,
+    broker: AbstractConnection | None,
+    endpoint_id: uuid.UUID,
+    changes: dict[str, Any],
 ) -> Row[Any]:
+    """``broker``: needed when ``events`` changes (its types are bound before the commit)."""
     if "events" in changes:
         changes["events"] = check_patterns(changes["events"])
-        # Taken before the row changes, so a reconciliation cannot read it half-way.
-        await bindings.lock(uow.session)
     for name in ("channels", "intents"):
         if changes.get(name) is not None:
             changes[name] = sorted(set(changes[name]))
@@ -99,6 +101,8 @@ async def change_endpoint(
     if row is None:
         raise NotFound(f"no webhook {endpoint_id}")
     if "events" in changes:
+        if broker is None:
+            raise BrokerUnavailable("the broker is unavailable, so the new events cannot be bound")
         await bindings.bind_wanted(broker, uow.session)
     return row
 
@@ -111,7 +115,6 @@ async def endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> Row[Any]:
 
 
 async def remove_endpoint(uow: UnitOfWork, endpoint_id: uuid.UUID) -> None:
-    await bindings.lock(uow.session)
     if not await repo.delete_endpoint(uow.session, endpoint_id):
         raise NotFound(f"no webhook {endpoint_id}")
 

@@ -3,7 +3,8 @@
 ``kefu setup`` declares the whole topology (``declare_topology``) before any service runs, so an
 event published before a consumer's first start waits in that consumer's queue instead of
 reaching only the archive. ``CONSUMES`` is the one list of what each service consumes: set-up
-binds from it, and each service checks its subscriptions against it when it starts.
+binds from it (``bound_by_setup``; webhooks binds the rest itself, ``SELF_BINDING``), and each
+service checks its subscriptions against it when it starts.
 """
 
 from __future__ import annotations

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
+import asyncpg
 import httpx
 import pytest
 
 from deploy import broker, cli
 from deploy.launcher import ServiceProcesses
+from shared.contracts import EVENT_TYPES, routing_key
+from shared.db import asyncpg_dsn
 from shared.messaging.topology import (
     CONSUMES,
     WEBHOOK_JOBS_QUEUE,
@@ -172,3 +176,40 @@ def test_setup_keeps_a_dead_letter_queue_declared_before_dlqs_had_a_bound() -> N
 
         asyncio.run(declare_old_dlq())
         assert service_queue_name("feedback") in broker.declare_sync(settings)
+
+
+def test_setup_binds_what_registered_webhooks_want() -> None:
+    """A release's set-up binds the event types registered webhooks want before any of its
+    publishers runs, so none is lost while the webhooks service is still being replaced."""
+    with isolated_stack() as settings:
+
+        async def register() -> None:
+            connection = await asyncpg.connect(asyncpg_dsn(settings.admin_database_url))
+            try:
+                await connection.execute(
+                    "INSERT INTO webhooks.endpoints (id, url, events, secret, max_in_flight, "
+                    "created_at, updated_at) VALUES ($1, 'https://crm.example.com/hook', "
+                    "$2, 'whsec_x', 4, now(), now())",
+                    uuid.uuid4(),
+                    ["improvement.*"],
+                )
+            finally:
+                await connection.close()
+
+        asyncio.run(register())
+        broker.declare_sync(settings)
+        columns = ("source_name", "destination_name", "routing_key")
+        listing = subprocess.run(
+            ["rabbitmqctl", "-q", "list_bindings", "-p", settings.amqp_vhost(), *columns],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        bound = {
+            key
+            for source, queue, key in (line.split("\t") for line in listing.splitlines() if line)
+            if (source, queue) == EVENTS_TO_WEBHOOKS
+        }
+        improvement = {routing_key(t) for t in EVENT_TYPES if t.startswith("kefu.improvement.")}
+        assert improvement and bound == {"customer.erased", *improvement}

@@ -11,17 +11,20 @@ from typing import Annotated, Literal
 
 from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import AMQPError
+from aiormq.exceptions import ChannelInvalidStateError
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.exc import DBAPIError
 
 from services.webhooks import handlers
 from services.webhooks.adapters import repository as repo
 from services.webhooks.adapters.sender import check_target
 from shared.auth import Principal, require
 from shared.contracts import Channel, Intent
+from shared.db import sqlstate
+from shared.errors import BrokerUnavailable
 from shared.http import DatabaseDep
 from shared.paging import Cursor, Limit, Page, decode_cursor, page_of
-from shared.problems import Problem
 from shared.settings import WebhookSettings, get_webhook_settings
 from shared.validation import NoNul
 
@@ -106,32 +109,31 @@ async def _settings() -> WebhookSettings:
 SettingsDep = Annotated[WebhookSettings, Depends(_settings)]
 
 
-async def _broker(request: Request) -> AbstractConnection:
+def _broker(request: Request) -> AbstractConnection | None:
+    """The broker connection while it is up (a robust connection reconnecting is not)."""
     connection: AbstractConnection | None = request.app.state.broker.connection
-    if connection is None or connection.is_closed:
-        raise _broker_unavailable()
+    if connection is None or connection.is_closed or not connection.connected.is_set():
+        return None
     return connection
 
 
-BrokerDep = Annotated[AbstractConnection, Depends(_broker)]
-
-
-def _broker_unavailable() -> Problem:
-    return Problem(
-        503,
-        "Service unavailable",
-        "the broker is unavailable, so the webhook's events cannot be bound; retry later",
-        headers={"Retry-After": "5"},
-    )
+BrokerDep = Annotated[AbstractConnection | None, Depends(_broker)]
+LOCK_NOT_AVAILABLE = "55P03"
+UNAVAILABLE = "the broker is unavailable, so the webhook's events cannot be bound; retry later"
 
 
 @asynccontextmanager
 async def _binding() -> AsyncIterator[None]:
-    """A change that binds new event types is refused (and rolled back) when the broker is away."""
+    """A change that binds event types is refused (and rolled back) when the broker fails it or
+    another change holds the bindings' lock too long."""
     try:
         yield
-    except (TimeoutError, AMQPError, ConnectionError) as exc:
-        raise _broker_unavailable() from exc
+    except (AMQPError, ConnectionError, TimeoutError, ChannelInvalidStateError) as exc:
+        raise BrokerUnavailable(UNAVAILABLE) from exc
+    except DBAPIError as exc:
+        if sqlstate(exc) != LOCK_NOT_AVAILABLE:
+            raise
+        raise BrokerUnavailable("another change of webhooks is being bound; retry") from exc
 
 
 @router.post("", response_model=WebhookCreated, status_code=201)
@@ -139,6 +141,8 @@ async def create_webhook(
     body: WebhookCreate, db: DatabaseDep, broker: BrokerDep, settings: SettingsDep, _: CanManage
 ) -> WebhookCreated:
     await check_target(body.url, allow_private=settings.allow_private_targets)
+    if broker is None:
+        raise BrokerUnavailable(UNAVAILABLE)
     async with _binding(), db.unit_of_work() as uow:
         row = await handlers.create_endpoint(
             uow,
@@ -189,20 +193,19 @@ async def change_webhook(
         await check_target(changes["url"], allow_private=settings.allow_private_targets)
     async with _binding(), db.unit_of_work() as uow:
         row = await handlers.change_endpoint(uow, broker, webhook_id, changes)
-    if "events" in changes:
+    if "events" in changes and broker is not None:
         await handlers.unbind_unwanted(db, broker)
     return WebhookRead.model_validate(row)
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response)
 async def delete_webhook(
-    webhook_id: uuid.UUID, db: DatabaseDep, request: Request, _: CanManage
+    webhook_id: uuid.UUID, db: DatabaseDep, broker: BrokerDep, _: CanManage
 ) -> Response:
     async with db.unit_of_work() as uow:
         await handlers.remove_endpoint(uow, webhook_id)
     # Removal needs no broker: while it is away, the periodic reconciliation unbinds later.
-    broker = request.app.state.broker.connection
-    if broker is not None and not broker.is_closed:
+    if broker is not None:
         await handlers.unbind_unwanted(db, broker)
     return Response(status_code=204)
 
