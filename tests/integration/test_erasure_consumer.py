@@ -13,7 +13,8 @@ from sqlalchemy import select
 from services.improvement.adapters.tables import erasures, followups
 from services.improvement.bootstrap import definition as improvement
 from shared.contracts import CustomerErased, CustomerRef, SatisfactionEvaluated, new_event
-from shared.messaging.consumer import Consumer
+from shared.erasure import record_erasures
+from shared.messaging.consumer import Consumer, record_in_inbox_and_find_erased
 from shared.settings import Settings
 from tests.integration.conftest import open_database
 from tests.support import publish, wait_until
@@ -73,4 +74,32 @@ async def test_an_event_that_arrives_after_the_erasure_is_stripped(
         assert row.verdict == "dissatisfied"
     finally:
         await consumer.stop()
+        await db.dispose()
+
+
+async def test_the_inbox_and_the_erasures_are_read_in_one_statement(
+    private_stack: Settings,
+) -> None:
+    db = await open_database(private_stack, improvement)
+    erased_customer, other_customer = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    first, second = (
+        new_event("/kefu/intake", CustomerErased(customer_id=uuid.uuid4(), erased_at=now))
+        for _ in range(2)
+    )
+    try:
+        async with db.unit_of_work() as uow:
+            await record_erasures(uow, erasures, {erased_customer: now})
+        for expected_fresh in ({first.id, second.id}, set()):
+            async with db.unit_of_work() as uow:
+                fresh, erased = await record_in_inbox_and_find_erased(
+                    uow,
+                    improvement.inbox,
+                    erasures,
+                    [first, first, second],  # the same event twice in one batch
+                    {erased_customer, other_customer},
+                )
+            assert fresh == expected_fresh
+            assert erased == {erased_customer}
+    finally:
         await db.dispose()
