@@ -188,8 +188,8 @@ def deployment(service: str) -> dict[str, Any]:
         "kind": "Deployment",
         "metadata": {"name": name, "labels": labels(service)},
         "spec": {
-            # Every service but the console runs an outbox relay: never fewer than one.
-            "replicas": 2 if service in HPA_SERVICES else 1,
+            # No replicas: the HPA or KEDA owns the count (from their minimum, never below one
+            # where a relay runs), and an apply would otherwise reset it.
             "selector": {"matchLabels": labels(service)},
             "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {

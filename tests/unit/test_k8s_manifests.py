@@ -157,6 +157,8 @@ def test_every_service_has_its_deployment_service_probes_and_budget(overlay: str
         assert resources["limits"]["memory"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert budgets[name]["spec"]["maxUnavailable"] == 1
+        # The autoscaler owns the count; an apply must not reset it.
+        assert "replicas" not in deployments[name]["spec"]
         if service != "console":
             (init,) = pod["initContainers"]
             assert init["command"][:3] == ["kefu", "wait-setup", service]
