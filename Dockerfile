@@ -16,8 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 COPY requirements.lock ./
+# The locked setuptools first: jieba and snownlp come as source only and are built with it.
 RUN python -m venv /opt/kefu \
-    && pip install --require-hashes --no-deps -r requirements.lock
+    && sed -n '/^setuptools==/,/^[^ ]/{/^setuptools==/p;/^ /p}' requirements.lock > setuptools.lock \
+    && pip install --require-hashes --no-deps -r setuptools.lock \
+    && pip install --require-hashes --no-deps --no-build-isolation -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services

@@ -7,10 +7,16 @@ KEFU := $(VENV)/bin/kefu
 .PHONY: run test lint unit lock bench bench-analyzer bench-report bench-console chaos evaluate install services browser clean
 
 # Every dependency at the version and hashes of requirements-dev.lock; Kefu itself editable.
+# The locked setuptools goes in first: jieba and snownlp come as source only and are built
+# with it (no build isolation, which would fetch whatever setuptools is newest that day).
+SETUPTOOLS_FROM_LOCK := sed -n '/^setuptools==/,/^[^ ]/{/^setuptools==/p;/^ /p}'
 $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(SETUPTOOLS_FROM_LOCK) requirements-dev.lock > $(VENV)/setuptools.lock
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(VENV)/setuptools.lock
+	$(PY) -m pip install --quiet --require-hashes --no-deps --no-build-isolation \
+		-r requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
