@@ -16,7 +16,7 @@ INTENT_CUES: dict[Intent, tuple[Cues, Cues]] = {
     "refund": (
         {
             "退款": 3, "退钱": 3, "退费": 3, "钱退": 3, "退回": 1.5, "退还": 2, "返还": 2, "原路返回": 2,
-            "退货": 2, "款项": 1, "赔偿": 2,
+            "退货": 2, "款项": 1, "赔偿": 2, "退票": 2, "退回来": 2, "能退吗": 2,
             "退一下款": 3, "退款呢": 3,
         },
         {
@@ -29,12 +29,12 @@ INTENT_CUES: dict[Intent, tuple[Cues, Cues]] = {
             "快递": 2, "物流": 2, "发货": 2, "配送": 2, "送达": 2, "派送": 2, "包裹": 2, "没收到": 2, "还没到": 2,
             "没到": 1, "运单": 2, "签收": 2, "丢件": 3, "寄": 1, "收货": 1, "到货": 2, "送货": 2, "快递员": 2,
             "顺丰": 2, "中通": 2, "圆通": 2, "韵达": 2, "申通": 2, "邮政": 1.5, "物留": 2, "发快递": 2, "揽收": 2,
-            "在途": 2, "送到": 1.5,
+            "在途": 2, "送到": 1.5, "到哪了": 2, "单号": 1.5, "少发": 2, "漏发": 2,
         },
         {
             "delivery": 2, "deliver": 2, "delivered": 2, "shipping": 2, "shipped": 2,
             "ship": 1, "shipment": 2, "package": 2, "parcel": 2, "tracking": 2, "courier": 2,
-            "arrived": 1.5, "arrive": 1, "in transit": 2, "out for delivery": 2, "dispatch": 2,
+            "arrived": 1.5, "arrive": 1, "not arrived": 2, "hasn't arrived": 2, "still processing": 2, "in transit": 2, "out for delivery": 2, "dispatch": 2,
             "dispatched": 2, "fedex": 2, "ups": 1.5, "dhl": 2, "usps": 2,
             "where is my order": 3, "lost": 1, "recieved": 1, "received": 1, "postage": 1.5,
         },
@@ -111,10 +111,10 @@ INTENT_CUES: dict[Intent, tuple[Cues, Cues]] = {
             "没人接": 3, "没人管": 3, "打不通": 3, "排队": 2, "效率": 2, "处理速度": 3, "一直在等": 3, "迟迟": 2,
             "催": 2, "拖": 2, "石沉大海": 3, "转人工": 2, "没回音": 3, "没有回应": 3, "没人处理": 3, "等半天": 3,
             "及时": 1.5,
-            "不回": 2, "没回": 3, "忙音": 3, "占线": 3, "已读不回": 3, "失联": 3, "几天了": 1.5,
+            "不回": 2, "没回": 3, "人呢": 3, "坐席忙": 3, "忙音": 3, "占线": 3, "已读不回": 3, "失联": 3, "几天了": 1.5,
         },
         {
-            "slow": 2, "waiting": 2, "been waiting": 3, "no reply": 3, "no response": 3,
+            "slow": 2, "waiting": 2, "callback": 2, "call back": 2, "anyone there": 3, "been waiting": 3, "no reply": 3, "no response": 3,
             "no one answers": 3, "nobody answers": 3, "response time": 3, "faster": 2,
             "on hold": 3, "took forever": 3, "still waiting": 3, "haven't heard back": 3,
             "heard back": 2, "get back to me": 2, "ignored": 2, "respond": 2, "responded": 2,
@@ -193,8 +193,8 @@ INTENT_CUES: dict[Intent, tuple[Cues, Cues]] = {
         },
     ),
     "other": (
-        {"私聊": 2, "加微信": 3, "兼职": 3, "刷单": 3, "拼单": 2, "代购": 2, "中奖": 3, "领取": 1.5, "点击链接": 3},
-        {"click": 2, "bit.ly": 3, "http": 1.5, "winner": 3, "congratulations": 2, "gift card": 2, "selected": 1.5, "crypto": 3, "free money": 3, "promo code": 1},
+        {"打错": 3, "拨错": 3, "新年快乐": 3, "节日快乐": 3, "私聊": 2, "加微信": 3, "兼职": 3, "刷单": 3, "拼单": 2, "代购": 2, "中奖": 3, "领取": 1.5, "点击链接": 3},
+        {"wrong number": 3, "dialled the wrong": 3, "dialed the wrong": 3, "ignore my previous": 3, "happy new year": 3, "merry christmas": 3, "click": 2, "bit.ly": 3, "http": 1.5, "winner": 3, "congratulations": 2, "gift card": 2, "selected": 1.5, "crypto": 3, "free money": 3, "promo code": 1},
     ),
 }
 
