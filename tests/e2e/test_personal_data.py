@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
 import asyncpg
 import httpx
 import pytest
@@ -15,9 +17,11 @@ import pytest_asyncio
 
 from deploy import keys
 from deploy.launcher import ServiceProcesses
+from shared.contracts import CustomerRef, SatisfactionEvaluated, new_event
 from shared.db import asyncpg_dsn
+from shared.messaging.topology import CONSUMES, dead_letter_queue_name
 from shared.settings import SERVICES, Settings
-from tests.support import BOOTSTRAP_KEY, wait_until
+from tests.support import BOOTSTRAP_KEY, publish, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -177,3 +181,78 @@ async def test_erasure_leaves_no_trace_in_any_schema(
             "external_id": None,
         }
         assert item["verdict"] == "neutral"  # the statistics keep it
+
+
+async def dead_letters_holding(stack: Settings, needles: list[str]) -> dict[str, int]:
+    """Messages of every DLQ whose body holds any of ``needles`` (each is left where it is)."""
+    connection = await aio_pika.connect(stack.amqp_url)
+    found = {}
+    try:
+        for service, event_types in CONSUMES.items():
+            if not event_types:
+                continue
+            channel = await connection.channel()
+            queue = await channel.declare_queue(dead_letter_queue_name(service), passive=True)
+            count = 0
+            while (message := await queue.get(fail=False, timeout=5)) is not None:
+                body = message.body.decode(errors="replace")
+                count += any(needle in body for needle in needles)
+            await channel.close()  # nothing acked: every message stays
+            if count:
+                found[queue.name] = count
+    finally:
+        await connection.close()
+    return found
+
+
+async def test_erasure_reaches_the_dead_letter_queues(
+    services: ServiceProcesses, stack: Settings
+) -> None:
+    unique = uuid.uuid4().hex
+    body = li_si(unique)
+    async with httpx.AsyncClient(base_url=services.url("intake"), headers=AUTH) as intake:
+        issue_id = (await intake.post("/v1/issues", json=body)).json()["issue_id"]
+    async with httpx.AsyncClient(base_url=services.url("improvement"), headers=AUTH) as client:
+
+        async def followup() -> dict[str, Any] | None:
+            page = (await client.get("/v1/followups", params={"issue_id": issue_id})).json()
+            return page["items"][0] if page["items"] else None
+
+        customer_id = (await wait_until(followup, timeout=30))["customer"]["customer_id"]
+    # An event about the customer that improvement dead-letters (its source is not feedback's):
+    # a copy of their data in a DLQ, as any failed event leaves.
+    refused = SatisfactionEvaluated(
+        issue_id=uuid.UUID(issue_id),
+        customer=CustomerRef(
+            customer_id=uuid.UUID(customer_id),
+            name=body["customer"]["name"],
+            email=body["customer"]["email"],
+        ),
+        score=0.0,
+        verdict="dissatisfied",
+        source="implicit",
+        basis=f"text '{unique}'",
+        evaluated_at=datetime.now(UTC),
+    )
+    amqp = await aio_pika.connect_robust(stack.amqp_url)
+    try:
+        await publish(amqp, stack, new_event("/kefu/somewhere-else", refused))
+    finally:
+        await amqp.close()
+    needles = [body["customer"]["email"], unique]
+
+    async def dead_lettered() -> dict[str, int]:
+        return await dead_letters_holding(stack, needles)
+
+    assert await wait_until(dead_lettered, what="the refused event in the DLQ") == {
+        "kefu.improvement.dlq": 1
+    }
+    eraser = await key_with(stack, "customers:erase")
+    async with httpx.AsyncClient(base_url=services.url("intake")) as intake:
+        erased = await intake.delete(f"/v1/customers/{customer_id}", headers=eraser)
+        assert erased.status_code == 200, erased.text
+
+    async def gone_from_every_dlq() -> bool:
+        return not await dead_letters_holding(stack, needles)
+
+    await wait_until(gone_from_every_dlq, timeout=30, what="no copy left in any DLQ")
