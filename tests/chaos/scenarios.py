@@ -142,7 +142,7 @@ async def poison_message(run: Run) -> None:
         if s.type == "kefu.issue.received" and s.data["issue_id"] == poisoned.issue_id
     ]
     failed = _failed_deliveries(kefu, "need_analyzer", received[0]) if received else 0
-    # A quorum queue dead-letters a message returned more times than its delivery limit.
+    # The consumer dead-letters a message that failed more often than its delivery limit.
     expected = kefu.settings.delivery_limit + 1
     run.notes.append(f"poisoned message: {failed} failed deliveries, then the DLQ")
     if failed != expected:
@@ -174,13 +174,11 @@ async def _depth(kefu: Kefu, queue: str) -> int:
 
 
 def _failed_deliveries(kefu: Kefu, service: str, event_id: str) -> int:
-    """The consumer logs one line per failed delivery of a message."""
+    """The consumer logs one line per failed delivery of a message: "handler failed; message
+    will be redelivered" while it has tries left, "handler failed; delivery limit reached" on
+    the last."""
     log = (kefu.home / "logs" / f"{service}.log").read_text(errors="replace")
-    return sum(
-        1
-        for line in log.splitlines()
-        if "handler failed; message will be redelivered" in line and event_id in line
-    )
+    return sum(1 for line in log.splitlines() if "handler failed;" in line and event_id in line)
 
 
 async def reordered(run: Run) -> None:
