@@ -130,14 +130,6 @@ class RateLimiter:
         tokens, at = self._buckets.get(key, (float(self.burst), now))
         return min(float(self.burst), tokens + (now - at) * self.per_second)
 
-    def exhausted(self, key: str, now: float | None = None) -> bool:
-        """Whether ``take`` would refuse, without taking anything."""
-        return self._tokens(key, time.monotonic() if now is None else now) < 1.0
-
-    def untouched(self, key: str, now: float | None = None) -> bool:
-        """Whether the bucket is full: nothing taken lately."""
-        return self._tokens(key, time.monotonic() if now is None else now) >= self.burst
-
     def give_back(self, key: str) -> None:
         """Return a token taken for what turned out not to count."""
         if key in self._buckets:
@@ -288,36 +280,36 @@ async def authorize(
         )
     address = _client_address(asgi_scope)
     limiter = auth.failure_limiter
-    guess = limiter is not None and KEY_SHAPE.fullmatch(token) is not None
-    paid = False
-    if limiter is not None:
-        # Refused: what would cost a query. The bootstrap key and a key already found valid
-        # here still work, so one guesser behind a shared address (a proxy) does not lock out
-        # its known clients.
-        if limiter.exhausted(address) and auth.known(token) is None:
-            retry_after = limiter.take(address).retry_after or 1
+    # A token that may cost a query pays its address a token first (so concurrent guesses get
+    # no more queries than the budget), and gets it back if it is a key. The bootstrap key and
+    # keys already found valid here cost nothing: one guesser behind a shared address (a
+    # proxy) does not lock out its known clients.
+    charged = (
+        limiter
+        if limiter is not None
+        and KEY_SHAPE.fullmatch(token) is not None
+        and auth.known(token) is None
+        else None
+    )
+    if charged is not None:
+        retry_after = charged.take(address).retry_after
+        if retry_after is not None:
             raise Problem(
                 429,
                 "Too many requests",
                 f"too many unknown API keys from {address}; retry after {retry_after} s",
                 headers={"Retry-After": str(retry_after)},
             )
-        # An address that has failed lately pays before its query, so concurrent guesses
-        # cannot all pass the check above while the first ones are still being looked up.
-        if guess and not limiter.untouched(address):
-            paid = limiter.take(address).retry_after is None  # nothing to give back if not
     principal = await auth.authenticate(token)
     if principal is None:
-        if limiter is not None and guess and not paid:
-            limiter.take(address)  # only a lookup that found nothing costs the address
         raise Problem(
             401,
             "Unauthorized",
             "the API key is unknown or revoked",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if paid and limiter is not None:
-        limiter.give_back(address)
+    if charged is not None:
+        charged.give_back(address)
     if auth.rate_limiter is not None:
         state = auth.rate_limiter.take(hash_key(token))
         if asgi_scope is not None:

@@ -92,11 +92,14 @@ def test_replicas_share_a_keys_limit() -> None:
     assert RateLimiter(per_second=1, burst=1, replicas=3).burst == 1  # never below one request
 
 
-def test_exhausted_takes_nothing() -> None:
+def test_a_token_given_back_can_be_taken_again() -> None:
     limiter = RateLimiter(per_second=1, burst=2)
-    assert not limiter.exhausted("a", now=0)
-    assert not limiter.exhausted("a", now=0)
-    limiter.take("a", now=0)
-    limiter.take("a", now=0)
-    assert limiter.exhausted("a", now=0)
-    assert not limiter.exhausted("a", now=1.0)
+    assert limiter.take("a", now=0).retry_after is None
+    assert limiter.take("a", now=0).retry_after is None
+    assert limiter.take("a", now=0).retry_after is not None
+    limiter.give_back("a")  # that lookup found a key: it does not count
+    assert limiter.take("a", now=0).retry_after is None
+    limiter.give_back("a")
+    limiter.give_back("a")
+    limiter.give_back("a")  # never above the burst
+    assert [limiter.take("a", now=0).retry_after is None for _ in range(3)] == [True, True, False]
