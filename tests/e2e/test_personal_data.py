@@ -251,6 +251,16 @@ async def test_erasure_reaches_the_dead_letter_queues(
     async with httpx.AsyncClient(base_url=services.url("intake")) as intake:
         erased = await intake.delete(f"/v1/customers/{customer_id}", headers=eraser)
         assert erased.status_code == 200, erased.text
+    # Reading a DLQ holds its messages, hiding them from the scrub: look only once improvement
+    # has handled the erasure (its follow-up anonymised) and the scrub that follows has run.
+    async with httpx.AsyncClient(base_url=services.url("improvement"), headers=AUTH) as client:
+
+        async def anonymised() -> bool:
+            page = (await client.get("/v1/followups", params={"issue_id": issue_id})).json()
+            return page["items"][0]["customer"]["email"] is None
+
+        await wait_until(anonymised, timeout=30, what="the follow-up anonymised")
+    await asyncio.sleep(2)
 
     async def gone_from_every_dlq() -> bool:
         return not await dead_letters_holding(stack, needles)
