@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.asgi import ResponseStatus
 from shared.db import Database
 from shared.problems import Problem, problem_response
 from shared.settings import Settings
@@ -52,22 +53,15 @@ class RequestMetrics:
         if scope["type"] != "http" or scope["path"] in self.excluded:
             await self.app(scope, receive, send)
             return
-        status = 500
+        status = ResponseStatus(send)
         started = time.perf_counter()
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, status)
         finally:
             route = scope.get("route")
             handler = getattr(route, "path", "none")
             method = scope["method"]
-            REQUESTS.labels(method, handler, f"{status // 100}xx").inc()
+            REQUESTS.labels(method, handler, f"{status.code // 100}xx").inc()
             LATENCY.labels(method, handler).observe(time.perf_counter() - started)
 
 

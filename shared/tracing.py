@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.asgi import ResponseStatus
 from shared.contracts import CloudEvent
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is turned on
@@ -130,23 +131,16 @@ class TraceRequests:
         with tracer.start_as_current_span(
             method, context=_PROPAGATOR.extract(carrier), kind=SpanKind.SERVER
         ) as span:
-            status = 500
-
-            async def send_status(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
+            status = ResponseStatus(send)
             try:
-                await self.app(scope, receive, send_status)
+                await self.app(scope, receive, status)
             finally:
                 route = getattr(scope.get("route"), "path", None)
                 span.update_name(f"{method} {route or scope['path']}")
                 span.set_attribute("http.request.method", method)
                 span.set_attribute("http.route", route or "")
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
+                span.set_attribute("http.response.status_code", status.code)
+                if status.code >= 500:
                     span.set_status(Status(StatusCode.ERROR))
 
 
