@@ -37,7 +37,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections import OrderedDict
@@ -120,6 +119,8 @@ RELEASED = Counter(
 
 # Failures remembered per event for a queue whose broker does not count them: the most recent.
 OWN_COUNT_MAX_EVENTS = 10_000
+# Longest each step of stop() may take.
+STOP_STEP_SECONDS = 10.0
 
 
 class RetriesExhausted(Exception):
@@ -288,6 +289,7 @@ class Consumer:
         self._tag: str | None = None
         self._paused = False
         # Publisher-confirmed channel for the copies of released and dead-lettered messages.
+        self._channel: AbstractChannel | None = None
         self._copies: AbstractChannel | None = None
         self._connection: AbstractConnection | None = None
         self._arrived: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -303,7 +305,7 @@ class Consumer:
         return self._paused
 
     async def start(self, connection: AbstractConnection) -> None:
-        channel = await connection.channel()
+        self._channel = channel = await connection.channel()
         # Twice the batch: the next window arrives while the current one is handled.
         await channel.set_qos(prefetch_count=self.prefetch)
         if self.declare:
@@ -324,20 +326,26 @@ class Consumer:
             self._tag = await self._queue.consume(self._arrive)
 
     async def stop(self) -> None:
+        """Stops consuming and closes what start opened. Each step is bounded: a broker that
+        does not answer, or a handler that ignores cancellation, cannot hold up a shutdown."""
         if self._queue is not None and self._tag is not None:
             try:
-                await self._queue.cancel(self._tag)
+                await asyncio.wait_for(self._queue.cancel(self._tag), timeout=STOP_STEP_SECONDS)
             except Exception as exc:
-                log.warning("consumer cancel failed", error=str(exc))
+                log.warning("consumer cancel failed", error=repr(exc))
             self._tag = None
         if self._worker is not None:
             self._worker.cancel()
-            with contextlib.suppress(BaseException):
-                await self._worker
+            _, pending = await asyncio.wait({self._worker}, timeout=STOP_STEP_SECONDS)
+            if pending:
+                log.warning("consumer worker did not stop in time; left behind")
             self._worker = None
-        if self._copies is not None and not self._copies.is_closed:
-            with contextlib.suppress(Exception):
-                await self._copies.close()
+        for channel in (self._channel, self._copies):
+            if channel is not None and not channel.is_closed:
+                try:
+                    await asyncio.wait_for(channel.close(), timeout=STOP_STEP_SECONDS)
+                except Exception as exc:
+                    log.warning("consumer channel close failed", error=repr(exc))
 
     async def _arrive(self, message: AbstractIncomingMessage) -> None:
         self._unsettled[_key(message)] = (time.monotonic(), message)

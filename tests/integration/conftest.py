@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
@@ -24,7 +25,8 @@ def private_stack() -> Iterator[Settings]:
 async def amqp(private_stack: Settings) -> AsyncIterator[AbstractRobustConnection]:
     connection = await aio_pika.connect_robust(private_stack.amqp_url)
     yield connection
-    await connection.close()
+    # Bounded: a close that hangs fails here, by name, not at the suite's time-out.
+    await asyncio.wait_for(connection.close(), timeout=15)
 
 
 async def open_database(settings: Settings, definition: ServiceDefinition) -> Database:

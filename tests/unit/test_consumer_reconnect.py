@@ -1,5 +1,6 @@
 """The consumer's batch ack across a broker reconnect, with fake deliveries (no I/O): messages of
-a closed channel are left to the broker, the others acked, and a paused consumer resumes."""
+a closed channel are left to the broker, the others acked, and a paused consumer resumes; and
+its stop, bounded when the broker does not answer."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from aio_pika.exceptions import ChannelInvalidStateError
 
 from shared.contracts import PUBLISHERS, FeedbackSubmitted, new_event, service_source
 from shared.db import UnitOfWork
+from shared.messaging import consumer as consumer_module
 from shared.messaging.consumer import Consumer, Delivery, subscribe
 
 
@@ -93,3 +96,36 @@ async def test_a_paused_consumer_resumes_after_a_batch_from_a_closed_channel() -
         worker.cancel()
     assert before.settled is None  # its tag died with its channel: the broker redelivers it
     assert after.settled == "ack multiple=True"
+
+
+class SilentBroker:
+    """A queue and channel whose cancel and close never get an answer."""
+
+    is_closed = False
+
+    async def cancel(self, tag: str) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_stop_is_bounded_when_the_broker_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(consumer_module, "STOP_STEP_SECONDS", 0.2)
+    consumer = Consumer(
+        service="feedback",
+        db=None,  # type: ignore[arg-type]
+        inbox=None,  # type: ignore[arg-type]
+        subscriptions=[subscribe(FeedbackSubmitted, handle)],
+        prefetch=2,
+        batch_size=1,
+        delivery_limit=5,
+    )
+    silent = SilentBroker()
+    consumer._queue = consumer._channel = consumer._copies = silent  # type: ignore[assignment]
+    consumer._tag = "ctag"
+    consumer._worker = asyncio.create_task(consumer._work())
+    await asyncio.wait_for(consumer.stop(), timeout=3)  # cancel, worker, two channels
+    assert consumer._tag is None and consumer._worker is None
