@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -133,6 +134,17 @@ def test_keywords_leave_out_urls_and_codes(analyzer: TextAnalyzer) -> None:
     token = "x" * 150
     analysis = analyzer.analyze(f"my order page https://example.com/{token} shows an error")
     assert analysis.keywords and all(len(word) <= 40 for word in analysis.keywords)
+
+
+def test_text_without_chinese_is_split_as_jieba_splits_it(analyzer: TextAnalyzer) -> None:
+    """The fast path for text jieba has no word for gives jieba's own tokens."""
+    models = analyzer.models
+    assert isinstance(models, OfflineModels)
+    texts = [m["text"] for m in load(TUNING) if not re.search("[\u4e00-\u9fd5]", m["text"])]
+    texts += ["v2.5 costs 50% more -- SF1402938845 #tag ... pro-max 3.5kg", "Привет, мир"]
+    for text in texts:
+        jieba_words = [word for word in models.tokenizer.lcut(text) if word.strip()]
+        assert models.segment(text) == jieba_words, text
 
 
 def test_two_intents_give_a_secondary(analyzer: TextAnalyzer) -> None:

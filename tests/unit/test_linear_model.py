@@ -24,14 +24,14 @@ def test_scores_are_the_sum_of_the_weights_of_what_is_present() -> None:
     )
     idf = np.ones(2, dtype=np.float32)
     model = LinearModel({"退": 0, "快": 1}, idf, {"question": 2}, {"intent": head}, 1.0)
-    assert model.predict(char_ngrams("退"), [])["intent"].label == "refund"
+    assert model.predict("退", [])["intent"].label == "refund"
     # Equal n-grams, and the rule finding tips it.
-    tied = model.predict(char_ngrams("退快"), ["question", "unknown finding"])["intent"]
+    tied = model.predict("退快", ["question", "unknown finding"])["intent"]
     assert tied.label == "delivery"
     assert [label for label, _ in tied.ranked] == ["delivery", "refund"]
     assert abs(sum(p for _, p in tied.ranked) - 1) < 1e-6
     # Nothing known: the bias decides, evenly.
-    assert model.predict(char_ngrams("xyz"), [])["intent"].probability == 0.5
+    assert model.predict("xyz", [])["intent"].probability == 0.5
 
 
 def test_the_shipped_model_has_every_head() -> None:
@@ -42,3 +42,26 @@ def test_the_shipped_model_has_every_head() -> None:
     assert all(
         h.weights.shape[0] == len(model.ngrams) + len(model.rules) for h in model.heads.values()
     )
+
+
+def test_each_head_has_its_own_shares() -> None:
+    def head(labels: tuple[str, ...], sharpness: float) -> Head:
+        weights = np.zeros((1, len(labels)), dtype=np.float32)
+        weights[0, 0] = 1.0
+        return Head(labels, weights, np.zeros(len(labels), dtype=np.float32), sharpness)
+
+    model = LinearModel(
+        {"退": 0},
+        np.ones(1, dtype=np.float32),
+        {},
+        {"two": head(("a", "b"), 2.0), "three": head(("x", "y", "z"), 4.0)},
+        1.0,
+    )
+    found = model.predict("退", [])
+    for name, labels in (("two", ("a", "b")), ("three", ("x", "y", "z"))):
+        assert found[name].label == labels[0]
+        assert abs(sum(share for _, share in found[name].ranked) - 1) < 1e-6
+    # The feature "退" has weight 1 after L2 normalisation: shares are softmax(sharpness * score).
+    assert abs(found["two"].probability - np.exp(2.0) / (np.exp(2.0) + 1)) < 1e-5
+    assert abs(found["three"].probability - np.exp(4.0) / (np.exp(4.0) + 2)) < 1e-5
+    assert [label for label, _ in found["three"].ranked[1:]] == ["y", "z"]  # ties: label order

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from services.need_analyzer.domain import lexicon
-from services.need_analyzer.domain.linear import LinearModel, Prediction, char_ngrams
+from services.need_analyzer.domain.linear import LinearModel, Prediction
 from services.need_analyzer.domain.need_keys import NO_NEED, implied_need
 from shared.contracts import (
     Analysis,
@@ -696,7 +696,7 @@ class TextAnalyzer:
         need, source, key = found.need, "stated" if found.need else None, None
         need_why = found.need_why
         if self.model is not None and budget.allows("linear model"):
-            heads = self.model.predict(char_ngrams(text[:MODEL_WINDOW]), found.features())
+            heads = self.model.predict(text[:MODEL_WINDOW], found.features())
             intent, secondary, intent_why = _intent_of(heads["intent"], found.intent)
             sentiment, sentiment_why = _sentiment_of(heads["sentiment"], found.sentiment_why)
             if intent == "feedback" and found.rating is not None:

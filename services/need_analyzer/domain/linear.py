@@ -28,13 +28,16 @@ _DIGITS = str.maketrans("123456789", "000000000")
 Floats = npt.NDArray[np.float32]
 
 
-def char_ngrams(text: str) -> Counter[str]:
-    """The character 1- to 4-grams of a text (call it with the model window)."""
+def gram_list(text: str) -> list[str]:
+    """The character 1- to 4-grams of a text, each as often as it occurs (call it with the
+    model window)."""
     folded = " " + _SPACES.sub(" ", text.lower().translate(_DIGITS)).strip() + " "
-    grams: Counter[str] = Counter()
-    for n in range(1, MAX_N + 1):
-        grams.update(folded[i : i + n] for i in range(len(folded) - n + 1))
-    return grams
+    return [folded[i : i + n] for n in range(1, MAX_N + 1) for i in range(len(folded) - n + 1)]
+
+
+def char_ngrams(text: str) -> Counter[str]:
+    """The character 1- to 4-grams of a text with their counts."""
+    return Counter(gram_list(text))
 
 
 @dataclass(frozen=True)
@@ -60,51 +63,64 @@ class LinearModel:
     rules: Mapping[str, int]  # rule finding -> feature index (after the n-grams)
     heads: Mapping[str, Head]
     rule_weight: float  # the value of a rule finding that is present
-    # Every head's weights side by side: one product scores them all.
+    # Every head's weights side by side: one product scores them all, and the shares of all
+    # heads come from a few whole-array operations (per-head numpy calls cost more than the
+    # product itself).
     _weights: Floats = field(init=False, repr=False)
     _bias: Floats = field(init=False, repr=False)
-    _columns: dict[str, slice] = field(init=False, repr=False)
+    _sharpness: Floats = field(init=False, repr=False)  # each column's head's factor
+    _starts: npt.NDArray[np.intp] = field(init=False, repr=False)  # each head's first column
+    _sizes: npt.NDArray[np.intp] = field(init=False, repr=False)
+    _head_of_column: npt.NDArray[np.intp] = field(init=False, repr=False)
+    _labels: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        columns, start = {}, 0
-        for name, head in self.heads.items():
-            columns[name] = slice(start, start + len(head.labels))
-            start += len(head.labels)
-        object.__setattr__(self, "_columns", columns)
-        object.__setattr__(self, "_weights", np.hstack([h.weights for h in self.heads.values()]))
-        object.__setattr__(self, "_bias", np.concatenate([h.bias for h in self.heads.values()]))
+        heads = list(self.heads.values())
+        sizes = np.asarray([len(head.labels) for head in heads], dtype=np.intp)
+        fields = {
+            "_weights": np.hstack([head.weights for head in heads]),
+            "_bias": np.concatenate([head.bias for head in heads]),
+            "_sharpness": np.repeat(
+                np.asarray([head.sharpness for head in heads], dtype=np.float32), sizes
+            ),
+            "_starts": np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp),
+            "_sizes": sizes,
+            "_head_of_column": np.repeat(np.arange(len(heads), dtype=np.intp), sizes),
+            "_labels": tuple(label for head in heads for label in head.labels),
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
 
-    def vector(self, grams: Counter[str], findings: Iterable[str]) -> tuple[list[int], Floats]:
-        """Sparse features: the indices and their values."""
-        lookup = self.ngrams.get
-        known = [
-            (position, count)
-            for gram, count in grams.items()
-            if (position := lookup(gram)) is not None
-        ]
-        index = [position for position, _ in known]
-        values = np.asarray([count for _, count in known], dtype=np.float32)
-        if index:
-            values = (1 + np.log(values)) * self.idf[index]
+    def vector(self, text: str, findings: Iterable[str]) -> tuple[npt.NDArray[np.intp], Floats]:
+        """Sparse features of a text (the model window) and its rule findings: the indices and
+        their values."""
+        found = map(self.ngrams.get, gram_list(text))
+        known = [position for position in found if position is not None]
+        index, counts = np.unique(np.asarray(known, dtype=np.intp), return_counts=True)
+        values = (1 + np.log(counts, dtype=np.float32)) * self.idf[index]
+        if len(index):
             values /= np.linalg.norm(values)
         present = sorted({self.rules[f] for f in findings if f in self.rules})
         rules = np.full(len(present), self.rule_weight, dtype=np.float32)
-        return index + present, np.concatenate([values, rules])
+        return np.concatenate([index, np.asarray(present, dtype=np.intp)]), np.concatenate(
+            [values, rules]
+        )
 
-    def predict(self, grams: Counter[str], findings: Iterable[str]) -> dict[str, Prediction]:
-        index, values = self.vector(grams, findings)
+    def predict(self, text: str, findings: Iterable[str]) -> dict[str, Prediction]:
+        index, values = self.vector(text, findings)
         scores = values @ self._weights[index] + self._bias
+        # Per head: a softmax of (score - the head's best) times the head's factor.
+        best = np.repeat(np.maximum.reduceat(scores, self._starts), self._sizes)
+        shares = np.exp(self._sharpness * (scores - best))
+        shares /= np.repeat(np.add.reduceat(shares, self._starts), self._sizes)
+        # Each head's columns, most probable first (a stable sort: ties keep the label order).
+        order = np.lexsort((-shares, self._head_of_column)).tolist()
+        share_of = shares.tolist()
+        labels = self._labels
         predictions = {}
-        for name, head in self.heads.items():
-            own = scores[self._columns[name]]
-            shares = np.exp(head.sharpness * (own - own.max()))
-            shares /= shares.sum()
-            ranked = sorted(
-                zip(head.labels, shares.tolist(), strict=True), key=_share, reverse=True
-            )
+        for name, start, size in zip(
+            self.heads, self._starts.tolist(), self._sizes.tolist(), strict=True
+        ):
+            ranked = [(labels[i], share_of[i]) for i in order[start : start + size]]
             predictions[name] = Prediction(ranked[0][0], ranked[0][1], ranked)
         return predictions
-
-
-def _share(labelled: tuple[str, float]) -> float:
-    return labelled[1]
