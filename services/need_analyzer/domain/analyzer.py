@@ -86,31 +86,39 @@ class Analyzer(Protocol):
 
 
 def _explain(confidence: float, evidence: Iterable[str]) -> Explanation:
-    return Explanation(
+    # Built without validation: ten per analysis, and what it holds is valid by construction.
+    return Explanation.model_construct(
         confidence=round(min(max(confidence, 0.0), 1.0), 3),
         evidence=list(dict.fromkeys(evidence))[:8],
     )
 
 
 def _find(text: str, lowered: str, cues: Iterable[str]) -> list[str]:
-    """Cues present in the text: Chinese as substrings, English as whole words or phrases.
+    """Cues present in the text, in the list's order (its Chinese cues first): Chinese as
+    substrings, English as whole words or phrases.
 
-    A list's Chinese cues are not looked for in a text of ASCII only, nor its Latin cues in a
-    text without a Latin letter or digit; a cue is searched for only when the text holds its
-    first character (Chinese) or its first word (Latin): most messages hold few of the cues,
-    and this is the hot loop."""
-    chinese, latin = _split(cues)
-    found = []
-    if chinese and not text.isascii():
-        characters = _characters(text)
-        found = [cue for cue in chinese if cue[0] in characters and cue in text]
-    if latin and _LATIN.search(lowered):
-        words = _latin_words(lowered)
-        found += [
-            cue
-            for cue, head in latin
-            if (head is None or head in words) and _has_phrase(lowered, cue)
+    Only the cues that start with a character (Chinese) or a word (Latin) of the text are
+    tried, found through an index of the list by first character and first word: most
+    messages hold few of the cues, and this is the hot loop."""
+    index = _index(cues)
+    found: list[str] = []
+    if index.chinese and not text.isascii():
+        hits = [
+            hit
+            for character in _characters(text) & index.chinese.keys()
+            for hit in index.chinese[character]
+            if hit[1] in text
         ]
+        found = [cue for _, cue in sorted(hits)]
+    if (index.latin or index.latin_headless) and _LATIN.search(lowered):
+        hits = [
+            hit
+            for word in _latin_words(lowered) & index.latin.keys()
+            for hit in index.latin[word]
+            if _has_phrase(lowered, hit[1])
+        ]
+        hits += [hit for hit in index.latin_headless if _has_phrase(lowered, hit[1])]
+        found += [cue for _, cue in sorted(hits)]
     return found
 
 
@@ -129,27 +137,42 @@ def _latin_words(lowered: str) -> frozenset[str]:
     return frozenset(_LATIN_RUN.findall(lowered))
 
 
-# id of a cue collection (module constants) -> the collection, its Chinese cues, and its Latin
-# cues each with its first word (a whole word of the text wherever the cue is found; None when
-# the cue does not start with a letter or digit)
-_SPLIT: dict[int, tuple[Iterable[str], tuple[str, ...], tuple[tuple[str, str | None], ...]]] = {}
+Hit = tuple[int, str]  # a cue and its position in its list
 
 
-def _split(
-    cues: Iterable[str],
-) -> tuple[tuple[str, ...], tuple[tuple[str, str | None], ...]]:
-    entry = _SPLIT.get(id(cues))
-    if entry is None or entry[0] is not cues:
-        listed = list(cues)
-        chinese = tuple(cue for cue in listed if not cue.isascii())
-        latin = tuple(
-            (cue, head.group() if (head := _LATIN_RUN.match(cue)) else None)
-            for cue in listed
-            if cue.isascii()
+@dataclass(frozen=True)
+class _CueIndex:
+    cues: Iterable[str]  # the list indexed (kept to tell a reused id apart)
+    chinese: dict[str, tuple[Hit, ...]]  # first character -> its Chinese cues
+    latin: dict[str, tuple[Hit, ...]]  # first word -> its Latin cues
+    latin_headless: tuple[Hit, ...]  # Latin cues that do not start with a letter or digit
+
+
+# id of a cue collection (module constants) -> its index
+_INDEXES: dict[int, _CueIndex] = {}
+
+
+def _index(cues: Iterable[str]) -> _CueIndex:
+    entry = _INDEXES.get(id(cues))
+    if entry is None or entry.cues is not cues:
+        chinese: dict[str, list[Hit]] = {}
+        latin: dict[str, list[Hit]] = {}
+        headless: list[Hit] = []
+        for position, cue in enumerate(cues):
+            if not cue.isascii():
+                chinese.setdefault(cue[0], []).append((position, cue))
+            elif head := _LATIN_RUN.match(cue):
+                latin.setdefault(head.group(), []).append((position, cue))
+            else:
+                headless.append((position, cue))
+        entry = _CueIndex(
+            cues,
+            {first: tuple(hits) for first, hits in chinese.items()},
+            {first: tuple(hits) for first, hits in latin.items()},
+            tuple(headless),
         )
-        entry = (cues, chinese, latin)
-        _SPLIT[id(cues)] = entry
-    return entry[1], entry[2]
+        _INDEXES[id(cues)] = entry
+    return entry
 
 
 def _has_phrase(lowered: str, phrase: str) -> bool:
