@@ -86,8 +86,7 @@ class Analyzer(Protocol):
 
 
 def _explain(confidence: float, evidence: Iterable[str]) -> Explanation:
-    # Built without validation: ten per analysis, and what it holds is valid by construction.
-    return Explanation.model_construct(
+    return Explanation(
         confidence=round(min(max(confidence, 0.0), 1.0), 3),
         evidence=list(dict.fromkeys(evidence))[:8],
     )
