@@ -267,11 +267,52 @@ _VERDICTS: list[tuple[str, float]] = [
     (r"给(?:个|你们|了)?差评|必须差评|差评[!！]|^差评$", _LEVEL["strong_neg"]),
 ]
 _VERDICT_STATEMENTS = [(re.compile(p), s) for p, s in _VERDICTS]
-_STATEMENTS = (
-    _VERDICT_STATEMENTS
-    + [(re.compile(p), s) for p, s in _ZH]
-    + [(re.compile(p, re.I), s) for p, s in _EN]
-)
+# Each Chinese pattern needs a Chinese character, each English one a Latin letter: a clause
+# without is not searched with them (a clause of digits and slashes was searched 30 times).
+_CHINESE_STATEMENTS = _VERDICT_STATEMENTS + [(re.compile(p), s) for p, s in _ZH]
+# The English patterns search the lower-cased clause: a third cheaper than re.IGNORECASE.
+_ENGLISH_STATEMENTS = [(re.compile(p), s) for p, s in _EN]
+_ENGLISH_ANY_CASE = [(re.compile(p, re.I), s) for p, s in _EN]
+_LATIN_LETTER = re.compile("[a-zA-Z]")
+
+
+def _statements_in(clause: str, words: bool) -> list[tuple[float, str]]:
+    """The statements of the clause, each with its score and its words as written. Pattern by
+    pattern, in order: what one pattern takes, the next does not see."""
+    chinese = _CHINESE_STATEMENTS if words else _VERDICT_STATEMENTS
+    patterns = [] if clause.isascii() else [(p, s, False) for p, s in chinese]
+    folded = None  # the clause lower-cased, blanked where the original is
+    if words and _LATIN_LETTER.search(clause):
+        lowered = clause.lower()
+        if len(lowered) == len(clause):  # true but for a few letters ("İ")
+            folded = lowered
+            patterns += [(p, s, True) for p, s in _ENGLISH_STATEMENTS]
+        else:
+            patterns += [(p, s, False) for p, s in _ENGLISH_ANY_CASE]
+    found: list[tuple[float, str]] = []
+    remaining = clause
+    for pattern, score, on_folded in patterns:
+        haystack = folded if on_folded and folded is not None else remaining
+        spans = [match.span() for match in pattern.finditer(haystack)]
+        if not spans:
+            continue
+        found += [(score, remaining[start:end].strip()) for start, end in spans]
+        remaining = _blank(remaining, spans)
+        if folded is not None:
+            folded = _blank(folded, spans)
+    return found
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with each span replaced by one space (as ``pattern.sub(" ", text)``)."""
+    parts, last = [], 0
+    for start, end in spans:
+        parts += [text[last:start], " "]
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
 _LEVEL_STATEMENT = re.compile(
     r"(?:满意度|评分|评价|打分)\s*(?:为|是|:|：)\s*"
     r"|(?:satisfaction(?:\s+level)?|rating|score)\s*(?:is|was|:|=|-)\s*",
@@ -388,12 +429,7 @@ def assess_text(
         if rating:
             score, verdict, said = rating
             return Assessment(verdict, round(score, 3), "implicit", f"text '{said}'", "rating")
-        remaining = clause
-        for pattern, score in _STATEMENTS if words else _VERDICT_STATEMENTS:
-            found = [match.group(0).strip() for match in pattern.finditer(remaining)]
-            if found:
-                scores += [(score, statement) for statement in found]
-                remaining = pattern.sub(" ", remaining)
+        scores += _statements_in(clause, words)
     if not scores:
         return None
     score = round(sum(s for s, _ in scores) / len(scores), 3)

@@ -50,6 +50,8 @@ def test_statements_of_the_issue(text: str, verdict: str) -> None:
         "我需要一个满意的答复",
         "等了5分钟",
         "what is your satisfaction guarantee?",
+        "Also soon, please",  # "so so" only as whole words
+        "1/1/1/1/1/1",
         "",
     ],
 )
@@ -121,3 +123,9 @@ def test_a_rating_in_words_is_a_rating_and_words_alone_are_not() -> None:
     assert assess_text("8/10", words=False) is not None
     assert assess_text("非常满意", words=False) is None
     assert assess_text("非常满意") is not None
+
+
+def test_english_statements_keep_the_customers_case() -> None:
+    assessment = assess_text("VERY HAPPY with the fix. Also so-so delivery")
+    assert assessment is not None
+    assert assessment.basis == "text 'VERY HAPPY', 'so-so'"
