@@ -9,10 +9,11 @@ KEFU := $(VENV)/bin/kefu
 # Every dependency at the version and hashes of requirements-dev.lock; Kefu itself editable.
 # The locked setuptools goes in first: jieba and snownlp come as source only and are built
 # with it (no build isolation, which would fetch whatever setuptools is newest that day).
+# The venv's own pip does the rest (pip 23.2 is enough): upgrading it would install whatever
+# pip is newest that day.
 SETUPTOOLS_FROM_LOCK := sed -n '/^setuptools==/,/^[^ ]/{/^setuptools==/p;/^ /p}'
 $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(SETUPTOOLS_FROM_LOCK) requirements-dev.lock > $(VENV)/setuptools.lock
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(VENV)/setuptools.lock
 	$(PY) -m pip install --quiet --require-hashes --no-deps --no-build-isolation \
