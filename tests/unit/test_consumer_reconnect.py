@@ -56,16 +56,21 @@ async def handle(items: Sequence[FeedbackSubmitted], uow: UnitOfWork) -> None:
     pass
 
 
-async def test_a_paused_consumer_resumes_after_a_batch_from_a_closed_channel() -> None:
-    consumer = Consumer(
+def offline_consumer(prefetch: int, batch_size: int) -> Consumer:
+    """A consumer with no database and no broker: the tests put fakes in its place."""
+    return Consumer(
         service="feedback",
         db=None,  # type: ignore[arg-type]
         inbox=None,  # type: ignore[arg-type]
         subscriptions=[subscribe(FeedbackSubmitted, handle)],
-        prefetch=20,
-        batch_size=10,
+        prefetch=prefetch,
+        batch_size=batch_size,
         delivery_limit=5,
     )
+
+
+async def test_a_paused_consumer_resumes_after_a_batch_from_a_closed_channel() -> None:
+    consumer = offline_consumer(prefetch=20, batch_size=10)
     resumed = asyncio.Event()
 
     async def processed(
@@ -114,15 +119,7 @@ async def test_stop_is_bounded_when_the_broker_does_not_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(consumer_module, "STOP_STEP_SECONDS", 0.2)
-    consumer = Consumer(
-        service="feedback",
-        db=None,  # type: ignore[arg-type]
-        inbox=None,  # type: ignore[arg-type]
-        subscriptions=[subscribe(FeedbackSubmitted, handle)],
-        prefetch=2,
-        batch_size=1,
-        delivery_limit=5,
-    )
+    consumer = offline_consumer(prefetch=2, batch_size=1)
     silent = SilentBroker()
     consumer._queue = consumer._channel = consumer._copies = silent  # type: ignore[assignment]
     consumer._tag = "ctag"
