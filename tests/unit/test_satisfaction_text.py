@@ -7,8 +7,15 @@ from pydantic import TypeAdapter
 
 from services.feedback.domain.reports import Counts, summarise
 from services.feedback.evaluation import accuracy, evaluate, load
+from services.need_analyzer.evaluation import TUNING
+from services.need_analyzer.evaluation import load as load_messages
 from shared.contracts import Rating
-from shared.satisfaction import assess_rating, assess_text
+from shared.satisfaction import (
+    _ENGLISH_ANY_CASE,
+    _ENGLISH_STATEMENTS,
+    assess_rating,
+    assess_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -129,3 +136,17 @@ def test_english_statements_keep_the_customers_case() -> None:
     assessment = assess_text("VERY HAPPY with the fix. Also so-so delivery")
     assert assessment is not None
     assert assessment.basis == "text 'VERY HAPPY', 'so-so'"
+
+
+def test_english_patterns_find_in_lowered_text_what_ignorecase_finds() -> None:
+    """The English statement patterns search the lower-cased clause without IGNORECASE: in every
+    labelled text they find what IGNORECASE finds in the text as written."""
+    texts = [row["text"] for row in load()] + [m["text"] for m in load_messages(TUNING)]
+    pairs = list(zip(_ENGLISH_STATEMENTS, _ENGLISH_ANY_CASE, strict=True))
+    for text in texts:
+        lowered = text.lower()
+        if len(lowered) != len(text):
+            continue
+        for (plain, _), (any_case, _) in pairs:
+            found = [match.span() for match in plain.finditer(lowered)]
+            assert found == [match.span() for match in any_case.finditer(text)], text
