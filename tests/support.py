@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy import database
 from shared.contracts import CloudEvent
 from shared.db import asyncpg_dsn
-from shared.messaging.topology import declare_archive, declare_events_exchange
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_archive, declare_events_exchange
 from shared.settings import Settings
 
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -149,12 +150,33 @@ async def wait_until(
         await asyncio.sleep(0.1)
 
 
+# Connection -> its one declaration of the exchange and archive. Declaring the stream from
+# many channels at once (a test's gather of publishes) queues as many stream-coordinator
+# commands on the broker; under a loaded CI box one of them failed with INTERNAL_ERROR,
+# which closes the whole connection.
+_topology_declared: weakref.WeakKeyDictionary[AbstractRobustConnection, asyncio.Task[None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _declare_topology_once(amqp: AbstractRobustConnection, settings: Settings) -> None:
+    async def declare() -> None:
+        channel = await amqp.channel()
+        await declare_events_exchange(channel)
+        await declare_archive(
+            channel, max_age=settings.archive_max_age, max_bytes=settings.archive_max_bytes
+        )
+        await channel.close()
+
+    if amqp not in _topology_declared:
+        _topology_declared[amqp] = asyncio.ensure_future(declare())
+    await _topology_declared[amqp]
+
+
 async def publish(amqp: AbstractRobustConnection, settings: Settings, event: CloudEvent) -> None:
+    await _declare_topology_once(amqp, settings)
     channel = await amqp.channel()
-    exchange = await declare_events_exchange(channel)
-    await declare_archive(
-        channel, max_age=settings.archive_max_age, max_bytes=settings.archive_max_bytes
-    )
+    exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
     await exchange.publish(
         aio_pika.Message(
             event.model_dump_json().encode(),
