@@ -22,14 +22,14 @@ from sklearn.model_selection import KFold
 from sklearn.svm import LinearSVC
 
 from services.need_analyzer.adapters.models import LINEAR_MODEL, OfflineModels, save_linear_model
-from services.need_analyzer.domain.analyzer import MODEL_WINDOW, TextAnalyzer
+from services.need_analyzer.domain.analyzer import MODEL_WINDOW, NO_SECONDARY, TextAnalyzer
 from services.need_analyzer.domain.linear import Head, LinearModel, char_ngrams
 from services.need_analyzer.domain.need_keys import NO_NEED
 from services.need_analyzer.evaluation import FIELDS, TUNING, evaluate, load
 
 # Inverse regularisation strength of each head, and the value of a rule finding beside the
 # L2-normalised n-grams: chosen by --cv on the tuning set.
-STRENGTH = {"intent": 2.0, "sentiment": 2.0, "urgency": 2.0, "need_key": 2.0}
+STRENGTH = {"intent": 2.0, "secondary": 2.0, "sentiment": 2.0, "urgency": 2.0, "need_key": 2.0}
 RULE_WEIGHT = 0.35
 MIN_DOCUMENTS = 2  # an n-gram seen in one message only is noise
 
@@ -37,6 +37,7 @@ MIN_DOCUMENTS = 2  # an n-gram seen in one message only is noise
 def labels(message: dict[str, Any]) -> dict[str, str]:
     return {
         "intent": message["intent"],
+        "secondary": message["secondary"] or NO_SECONDARY,
         "sentiment": message["sentiment"],
         "urgency": message["urgency"],
         "need_key": message["need_key"] or NO_NEED,

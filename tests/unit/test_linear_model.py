@@ -36,8 +36,9 @@ def test_scores_are_the_sum_of_the_weights_of_what_is_present() -> None:
 
 def test_the_shipped_model_has_every_head() -> None:
     model = load_linear_model()
-    assert set(model.heads) == {"intent", "sentiment", "urgency", "need_key"}
+    assert set(model.heads) == {"intent", "secondary", "sentiment", "urgency", "need_key"}
     assert "none" in model.heads["need_key"].labels
+    assert "none" in model.heads["secondary"].labels
     assert len(model.heads["intent"].labels) == 13
     assert all(
         h.weights.shape[0] == len(model.ngrams) + len(model.rules) for h in model.heads.values()

@@ -3,12 +3,13 @@
 The features are the text's character 1- to 4-grams (lower-cased, digits folded to 0, runs of
 space folded to one), weighted by TF-IDF (sublinear term frequency, L2-normalised), plus one
 feature per rule finding ("rule_intent=refund", "question", "stated=请", "action=refund"…).
-Each head (intent, sentiment, urgency, need key) is a linear classifier (one-vs-rest linear
-SVM) over the same features, trained by ``services/need_analyzer/training.py`` on the tuning
-set only and shipped as a file. Scoring is a sum of weight rows, microseconds per message; a
-softmax of the scores, sharpened by each head's own factor, gives each label's share, which
-stands for the confidence: the factor is the one under which the shares best match how often
-the label is right on held-back folds of the tuning set (training.py, ``calibrate``).
+Each head (intent, secondary intent, sentiment, urgency, need key) is a linear classifier
+(one-vs-rest linear SVM) over the same features, trained by
+``services/need_analyzer/training.py`` on the tuning set only and shipped as a file. Scoring
+is a sum of weight rows, microseconds per message; a softmax of the scores, sharpened by each
+head's own factor, gives each label's share, which stands for the confidence: the factor is
+the one under which the shares best match how often the label is right on held-back folds of
+the tuning set (training.py, ``calibrate``).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ FIELDS = (
     "language",
     "intent",
     "intent_or_secondary",
+    "secondary",
     "sentiment",
     "urgency",
     "need",
@@ -68,6 +69,8 @@ def evaluate(analyzer: Analyzer, messages: list[dict[str, Any]]) -> Report:
             "intent": analysis.intent == message["intent"],
             "intent_or_secondary": analysis.intent in {message["intent"], message["secondary"]}
             or (message["secondary"] is not None and analysis.secondary == message["intent"]),
+            # Exact, "none" included: a secondary given where none applies counts against.
+            "secondary": analysis.secondary == message["secondary"],
             "sentiment": analysis.sentiment.label == message["sentiment"],
             "urgency": analysis.urgency == message["urgency"],
             "need": need_right(message["need_key"], analysis.need_key),
