@@ -32,7 +32,7 @@ from shared.contracts import (
 )
 from shared.satisfaction import Assessment, assess_text
 
-ANALYZER_VERSION = "kefu-linear-8"
+ANALYZER_VERSION = "kefu-linear-9"
 # The statistical models (segmentation, VADER, naive Bayes) read the first MODEL_WINDOW
 # characters: a long text's head carries its topic and tone, and their cost stays bounded.
 # The rules read the whole text, up to MAX_TEXT characters (intake accepts 20,000 and a subject).

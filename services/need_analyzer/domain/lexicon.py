@@ -268,7 +268,8 @@ URGENT = (
     "lawsuit", "legal action", "small claims", "trading standards", "report you to",
     "consumer protection", "起火", "冒烟", "爆炸", "触电", "受伤", "烫伤", "过敏", "fire", "smoke",
     "exploded", "electric shock", "injured", "injury", "burned", "choking",
-    "allergic reaction",
+    "allergic reaction", "冒火星", "火花", "烫到", "噎到", "卡喉咙", "choked", "a burn", "burnt",
+    "sparks", "sparking", "caught fire",
     # the guide's §5 criteria, in more words: safety, fraud, regulators, hours-long deadlines
     "漏电", "鼓包", "危险", "变质", "吃坏", "swollen", "swelling", "dangerous", "leaking gas",
     "not me", "wasn't me", "didn't make", "never made", "did not make", "didn't authorize",
