@@ -67,3 +67,24 @@ def test_duplicates_and_near_copies_of_held_out_texts_are_refused(tmp_path: Path
         "not JSON (Expecting value)",
     ]
     assert all("parcel" not in reason for reason in refused)  # held-out texts are never shown
+
+
+def test_a_new_held_out_message_near_a_tuning_text_is_refused(tmp_path: Path) -> None:
+    batch = tmp_path / "batch.jsonl"
+    lines = [
+        message(text="快递五天了还没动，怎么回事"),  # near the tuning text
+        message(text="my parcel has not moved for a week! where is it"),  # a held-out text
+        message(text="发票抬头开错了，麻烦重开"),
+    ]
+    batch.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    tuning = [message(text="快递五天了还没动，怎么回事？")]
+    heldout = [message(text="my parcel has not moved for a week! where is it")]
+    kept, refused = screen([batch], tuning, heldout, into_heldout=True)
+    assert [m["text"] for m in kept] == ["发票抬头开错了，麻烦重开"]
+    assert [reason.split(": ", 1)[1] for reason in refused] == [
+        "too close to a tuning message",
+        "too close to a held-out message",
+    ]
+    # Into the tuning set, nearness to a tuning text is no reason (only exact duplicates are).
+    kept, _ = screen([batch], tuning, heldout)
+    assert len(kept) == 2

@@ -1,13 +1,16 @@
-"""`python -m services.need_analyzer.evaluation.ingest FILE... [--append]`: checks new labelled
-messages against the labelling guide's schema and vocabularies, and appends the good ones to
-the TUNING set.
+"""`python -m services.need_analyzer.evaluation.ingest FILE... [--append | --append-heldout]`:
+checks new labelled messages against the labelling guide's schema and vocabularies, and appends
+the good ones to the TUNING set (or, with --append-heldout, to the HELD-OUT set: a fresh part
+written by annotators who never read the analyzer, once the old part has been looked at too
+often).
 
 A message is refused when a key is missing or extra, a label is outside its vocabulary, the
 need fields disagree on whether there is a need, its text (case and spacing set aside) is
-already in the tuning set or earlier in the batch, or it is close to a held-out text (half or
-more of their character 4-grams shared): a near copy would carry the held-out phrasing into
-training. The held-out set is only compared with, never shown: a refusal names the file and
-line.
+already in either set or earlier in the batch, or it is close to a held-out text (half or more
+of their character 4-grams shared): a near copy would carry the held-out phrasing into
+training. A new held-out message is refused near a tuning text too: it would be scored on what
+the model learnt. The held-out set is only compared with, never shown: a refusal names the
+file and line.
 """
 
 from __future__ import annotations
@@ -96,11 +99,15 @@ def problems(message: dict[str, Any]) -> list[str]:
 
 
 def screen(
-    files: list[Path], tuning: list[dict[str, Any]], heldout: list[dict[str, Any]]
+    files: list[Path],
+    tuning: list[dict[str, Any]],
+    heldout: list[dict[str, Any]],
+    into_heldout: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The messages to keep, and one line per refusal."""
-    seen = {fingerprint(m["text"]) for m in tuning}
+    seen = {fingerprint(m["text"]) for m in tuning + heldout}
     held = [shingles(m["text"]) for m in heldout]
+    tuned = [shingles(m["text"]) for m in tuning] if into_heldout else []
     kept: list[dict[str, Any]] = []
     refused: list[str] = []
     for path in files:
@@ -126,6 +133,8 @@ def screen(
                 refused.append(f"{where}: too close to a held-out message")
             elif text in seen:
                 refused.append(f"{where}: duplicate of a tuning message")
+            elif any(similarity(own, other) >= NEAR_HELDOUT for other in tuned):
+                refused.append(f"{where}: too close to a tuning message")
             else:
                 seen.add(text)
                 kept.append({name: message[name] for name in KEYS})
@@ -135,18 +144,21 @@ def screen(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--append", action="store_true", help="append to the tuning set")
+    into = parser.add_mutually_exclusive_group()
+    into.add_argument("--append", action="store_true", help="append to the tuning set")
+    into.add_argument("--append-heldout", action="store_true", help="append to the held-out set")
     args = parser.parse_args()
-    kept, refused = screen(args.files, load(TUNING), load(HELDOUT))
+    kept, refused = screen(args.files, load(TUNING), load(HELDOUT), args.append_heldout)
     for reason in refused:
         print("refused", reason)
     languages = Counter(m["language"] for m in kept)
     print(f"{len(kept)} kept ({dict(languages)}), {len(refused)} refused")
-    if args.append and kept:
-        with TUNING.open("a", encoding="utf-8") as out:
+    target = TUNING if args.append else HELDOUT if args.append_heldout else None
+    if target is not None and kept:
+        with target.open("a", encoding="utf-8") as out:
             for message in kept:
                 out.write(json.dumps(message, ensure_ascii=False) + "\n")
-        print(f"appended to {TUNING}")
+        print(f"appended to {target}")
 
 
 if __name__ == "__main__":
