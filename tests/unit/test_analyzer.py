@@ -136,10 +136,31 @@ def test_praise_and_other_are_never_secondary() -> None:
         ("", "und"),
         ("ご注文ありがとうございます", "ja"),
         ("merci beaucoup", "und"),
+        ("kuaidi zenme hai mei dao a, dou yi zhou le", "zh"),  # pinyin is Chinese
+        ("tuikuan shenme shihou dao", "zh"),
+        ("a man can hang on", "en"),  # every word pinyin-like, most of them English
     ],
 )
 def test_language(analyzer: TextAnalyzer, text: str, language: str) -> None:
     assert analyzer.analyze(text).language == language
+
+
+@pytest.mark.parametrize(
+    ("word", "pinyin"),
+    [
+        ("kuaidi", True),
+        ("zhuangxiang", True),
+        ("nv", True),
+        ("order", False),
+        ("hello", False),
+        ("a" * 30, False),
+        ("", False),
+    ],
+)
+def test_a_pinyin_word_splits_into_syllables(
+    analyzer: TextAnalyzer, word: str, pinyin: bool
+) -> None:
+    assert analyzer.models.is_pinyin(word) is pinyin
 
 
 @pytest.mark.parametrize(

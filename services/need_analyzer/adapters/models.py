@@ -141,6 +141,29 @@ def save_linear_model(
     np.savez_compressed(path, **arrays)
 
 
+def pinyin_syllables(path: Path) -> frozenset[str]:
+    """The ~400 toneless pinyin syllables, read off snownlp's character-to-pinyin table (the
+    second column on; a few surnames are capitalised)."""
+    with path.open(encoding="utf-8") as table:
+        return frozenset(syllable.lower() for line in table for syllable in line.split()[1:])
+
+
+_MAX_PINYIN_WORD = 24  # six syllables of up to four letters; a longer run is no pinyin word
+
+
+def is_pinyin(word: str, syllables: frozenset[str]) -> bool:
+    """Whether a lower-case word splits wholly into pinyin syllables ("kuaidi" = kuai + di)."""
+    if not word or len(word) > _MAX_PINYIN_WORD:
+        return False
+    # ends[i]: the word's first i letters split into syllables (a syllable has 1 to 6 letters).
+    ends = [True] + [False] * len(word)
+    for end in range(1, len(word) + 1):
+        ends[end] = any(
+            ends[start] and word[start:end] in syllables for start in range(max(0, end - 6), end)
+        )
+    return ends[-1]
+
+
 class OfflineModels:
     """The ``LanguageModels`` of the analyzer: jieba, its IDF table, VADER and snownlp's data."""
 
@@ -161,6 +184,7 @@ class OfflineModels:
         self.stopwords = frozenset(zh_stop) | CHINESE_STOPWORDS | ENGLISH_STOPWORDS
         self.vader = SentimentIntensityAnalyzer()
         self.english_words = frozenset(self.vader.lexicon) | ENGLISH_STOPWORDS | _COMMON_ENGLISH
+        self.pinyin_syllables = pinyin_syllables(snownlp_dir / "normal" / "pinyin.txt")
 
     def segment(self, text: str) -> list[str]:
         """jieba's words of a text with Chinese in it. Without, the tokens jieba would give
@@ -180,6 +204,9 @@ class OfflineModels:
 
     def is_english_word(self, word: str) -> bool:
         return word in self.english_words or word.rstrip("s") in self.english_words
+
+    def is_pinyin(self, word: str) -> bool:
+        return is_pinyin(word, self.pinyin_syllables)
 
     def english_polarity(self, text: str) -> float:
         """VADER's compound score, in linear time.

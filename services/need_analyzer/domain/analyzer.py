@@ -32,7 +32,7 @@ from shared.contracts import (
 )
 from shared.satisfaction import Assessment, assess_text
 
-ANALYZER_VERSION = "kefu-linear-9"
+ANALYZER_VERSION = "kefu-linear-10"
 # The statistical models (segmentation, VADER, naive Bayes) read the first MODEL_WINDOW
 # characters: a long text's head carries its topic and tone, and their cost stays bounded.
 # The rules read the whole text, up to MAX_TEXT characters (intake accepts 20,000 and a subject).
@@ -72,6 +72,7 @@ class LanguageModels(Protocol):
     def idf(self, word: str) -> float: ...
     def is_stopword(self, word: str) -> bool: ...
     def is_english_word(self, word: str) -> bool: ...
+    def is_pinyin(self, word: str) -> bool: ...
     def english_polarity(self, text: str) -> float: ...
     def chinese_positive_probability(self, words: list[str]) -> float: ...
 
@@ -190,6 +191,8 @@ def _has_phrase(lowered: str, phrase: str) -> bool:
 
 # ---------------------------------------------------------------- language
 
+PINYIN_MIN_WORDS = 2  # one pinyin-like word ("hao", "mei") says too little
+
 
 def detect_language(text: str, models: LanguageModels) -> tuple[str, Explanation]:
     """By script; Latin text is English when its words are English words."""
@@ -214,7 +217,16 @@ def detect_language(text: str, models: LanguageModels) -> tuple[str, Explanation
             0.5 + share / 2, [f"{han} Chinese characters", f"{latin} Latin letters"]
         )
     if words:
-        known = sum(1 for word in words if models.is_english_word(word.lower()))
+        lowered = [word.lower() for word in words]
+        known = sum(1 for word in lowered if models.is_english_word(word))
+        # Chinese written in pinyin ("kuaidi zenme hai mei dao") is Chinese (the guide's §1):
+        # every word splits into syllables and few are English words.
+        if (
+            len(words) >= PINYIN_MIN_WORDS
+            and known * 2 < len(words)
+            and all(models.is_pinyin(word) for word in lowered)
+        ):
+            return "zh", _explain(0.7, [f"{len(words)} pinyin words"])
         if known:
             share = known / len(words)
             return "en", _explain(0.4 + 0.6 * share, [f"{known}/{len(words)} English words"])
