@@ -143,7 +143,10 @@ async def test_a_revoked_key_stops_at_once_on_every_replica(
         async with httpx.AsyncClient(base_url=limited_intake.url("intake")) as client:
             return (await client.get(missing, headers=headers)).status_code
 
-    assert [await one_call() for _ in range(6)] == [404] * 6  # cached by both replicas
+    # Cached by both replicas, unless the kernel happened to send all five calls to one (1 in
+    # 16): the other then looks the key up after the revocation, which is refused all the same.
+    # Five: each replica's bucket holds BURST / 2 = 5, and a sixth call on one replica got 429.
+    assert [await one_call() for _ in range(BURST // 2)] == [404] * (BURST // 2)
     assert await asyncio.to_thread(keys.revoke, stack.admin_database_url, key, SERVICES)
 
     async def refused_everywhere() -> bool:
