@@ -28,7 +28,8 @@ from services.need_analyzer.domain.need_keys import NO_NEED
 from services.need_analyzer.evaluation import FIELDS, TUNING, evaluate, load
 
 # Inverse regularisation strength of each head, and the value of a rule finding beside the
-# L2-normalised n-grams: chosen by --cv on the tuning set.
+# L2-normalised n-grams: chosen by --cv on the tuning set (the secondary head, added later,
+# takes the others' strength untuned).
 STRENGTH = {"intent": 2.0, "secondary": 2.0, "sentiment": 2.0, "urgency": 2.0, "need_key": 2.0}
 RULE_WEIGHT = 0.35
 MIN_DOCUMENTS = 2  # an n-gram seen in one message only is noise

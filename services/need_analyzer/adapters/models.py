@@ -148,7 +148,7 @@ def pinyin_syllables(path: Path) -> frozenset[str]:
         return frozenset(syllable.lower() for line in table for syllable in line.split()[1:])
 
 
-_MAX_PINYIN_WORD = 24  # six syllables of up to four letters; a longer run is no pinyin word
+_MAX_PINYIN_WORD = 24  # about six syllables: a longer run of letters is no pinyin word
 
 
 def is_pinyin(word: str, syllables: frozenset[str]) -> bool:
