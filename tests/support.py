@@ -69,10 +69,20 @@ async def _drop_database(name: str) -> None:
         await conn.close()
 
 
+# Ports this process has handed out. The kernel may offer a just-closed port again, and
+# services bind with SO_REUSEPORT: two services given one port would both start and split
+# its connections (a browser stack's intake once answered 404 to half its requests).
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @dataclass
